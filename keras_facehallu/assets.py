@@ -295,4 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under ``python -m`` this file runs as ``__main__``, a second copy of the module; the modules
+    # that register assets fill the registry of ``keras_facehallu.assets``, so run that copy's main.
+    from keras_facehallu import assets as _assets
+
+    sys.exit(_assets.main())

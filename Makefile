@@ -28,6 +28,13 @@ test-jax: $(STAMP)
 
 test: lint test-tf test-jax
 
+# The main job: hallucinate the context around the astronaut's face (public-domain NASA photo
+# shipped with scikit-image) with the packaged default model, then put Hubble's deep field behind her.
+SKDATA = $$($(BIN)/python -c "import os, skimage.data as d; print(os.path.dirname(d.__file__))")
+demo: $(STAMP)
+	d=$(SKDATA); $(BIN)/facehallu "$$d/astronaut.png" -o out/demo --background "$$d/hubble_deep_field.jpg"
+	@echo "demo results: $$(pwd)/out/demo (sheet: out/demo/astronaut_face0_sheet.png)"
+
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 

@@ -28,9 +28,25 @@ _EXPORTS = {
     # --- face pipeline ---
     "prepare_face": "keras_facehallu.face.pipeline",
     "prepare_faces": "keras_facehallu.face.pipeline",
+    "FaceResult": "keras_facehallu.face.pipeline",
+    "load_image": "keras_facehallu.face.io",
+    "ImageLoadError": "keras_facehallu.face.io",
+    "make_dataset": "keras_facehallu.data.pipeline",
+    "load_examples": "keras_facehallu.data.records",
     # --- networks and metrics ---
+    "build_dlib_resnet": "keras_facehallu.nets.dlib_resnet",
+    "build_fid_inception": "keras_facehallu.nets.fid_inception",
+    "fid_features": "keras_facehallu.nets.fid_inception",
+    "build_perceptual_network": "keras_facehallu.nets.backbones",
+    "read_torch_state_dict": "keras_facehallu.nets.torch_reader",
+    "get_metric": "keras_facehallu.metrics.registry",
+    "PieAPP": "keras_facehallu.metrics.pieapp",
+    "inpaint_context": "keras_facehallu.baselines",
+    "MeanContext": "keras_facehallu.baselines",
     # --- background replacement ---
     "replace_background": "keras_facehallu.background.replace",
+    "add_background_argument": "keras_facehallu.background.cli",
+    "apply_background": "keras_facehallu.background.cli",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -184,6 +184,8 @@ def get_asset(name_or_asset: str | Asset, download: bool = True) -> Path:
         try:
             import keras
 
+            # get_file falls back to /tmp when the folder does not exist yet
+            cached.parent.mkdir(parents=True, exist_ok=True)
             path = keras.utils.get_file(
                 fname=asset.filename,
                 origin=asset.url,

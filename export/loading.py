@@ -1,0 +1,97 @@
+"""Loading the Keras model to export from a ``.keras`` file, a config + weights pair or a preset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# Modules whose classes a saved hallucinator may name; importing them registers those classes
+# with Keras, so that load_model (safe_mode on) can rebuild the model.
+MODEL_MODULES = ("keras_facehallu.cascade", "keras_facehallu.progan")
+
+
+def register_model_classes() -> None:
+    """Imports :data:`MODEL_MODULES` (the ones that exist) so ``load_model`` finds their classes."""
+    import importlib
+
+    for name in MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+
+
+class ExportError(RuntimeError):
+    """The model could not be loaded or written in the requested format."""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the mutually exclusive ``--model`` / ``--config`` (+ ``--weights``) / ``--preset``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a model saved with model.save('x.keras')")
+    source.add_argument("--config", type=Path, help="config.json of a CascadedHallucinator")
+    source.add_argument("--preset",
+                        help="a preset name or folder (CascadedHallucinator.from_preset)")
+    parser.add_argument("--weights", type=Path, help="model.weights.h5 to load with --config")
+
+
+def load_model(model=None, config=None, weights=None, preset=None):
+    """Loads the Keras model to export.
+
+    Exactly one of ``model``, ``config`` (with ``weights``) or ``preset`` is given.
+
+    Args:
+        model: path to a ``.keras`` file (loaded with ``safe_mode`` on).
+        config: path to a ``config.json`` holding ``CascadedHallucinator.get_config()`` (or a
+            serialized Keras object with ``class_name``/``config``).
+        weights: path to ``model.weights.h5``; required with ``config``.
+        preset: a preset name or folder for ``CascadedHallucinator.from_preset``.
+
+    Returns:
+        The ``keras.Model``.
+
+    Example:
+        >>> model = load_model(model="runs/0001/model.keras")  # doctest: +SKIP
+    """
+    import keras
+
+    register_model_classes()
+    given = [name for name, value in (("model", model), ("config", config), ("preset", preset))
+             if value is not None]
+    if len(given) != 1:
+        raise ExportError(f"give exactly one of model, config or preset; found {given or 'none'}")
+    if model is not None:
+        path = Path(model)
+        if not path.is_file() or path.suffix != ".keras":
+            raise ExportError(f"--model: expected an existing .keras file, found {str(path)!r}")
+        try:
+            return keras.saving.load_model(path)
+        except (TypeError, ValueError) as err:
+            raise ExportError(f"--model {str(path)!r}: cannot load it ({err})") from err
+    if preset is not None:
+        from keras_facehallu.cascade import CascadedHallucinator
+
+        if not hasattr(CascadedHallucinator, "from_preset"):
+            raise ExportError(f"--preset {preset!r}: presets arrive with issue 7; "
+                              "use --model or --config/--weights for now")
+        return CascadedHallucinator.from_preset(preset)
+    config_path = Path(config)
+    if not config_path.is_file():
+        raise ExportError(f"--config: expected a JSON file, found no file at {str(config_path)!r}")
+    if weights is None or not Path(weights).is_file():
+        raise ExportError("--weights: expected a .weights.h5 file to go with --config, "
+                          f"found {weights!r}")
+    try:
+        config_dict = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ExportError(f"--config {str(config_path)!r}: not valid JSON ({err})") from err
+    if "class_name" in config_dict:
+        built = keras.saving.deserialize_keras_object(config_dict)
+    else:
+        from keras_facehallu.cascade import CascadedHallucinator
+
+        built = CascadedHallucinator.from_config(config_dict)
+    built.load_weights(weights)
+    return built

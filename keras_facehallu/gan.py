@@ -1,0 +1,354 @@
+"""HallucinationGAN: a generator (cascade or ProGAN), one discriminator per scale, and the losses.
+
+The maths (which losses, at which scale, with which weight) is written once here with
+``keras.ops``; the gradient plumbing of ``train_step`` is per backend: ``train_step_tf.py``
+(GradientTape, works under ``tf.distribute.MirroredStrategy``) and ``train_step_jax.py``
+(stateless, ``jax.value_and_grad``, works with ``keras.distribution.DataParallel``).
+
+One training step is a discriminator step then a generator step:
+
+- D step: ``Σ_s g(s) · L_adv^D(D_s(target_s | cond_s), D_s(G(x)_s | cond_s))``, G frozen.
+- G step: ``Σ_s g(s) · [w_pixel,s · L_pixel + w_adv,s · L_adv^G + w_pc,s · L_pc + w_id,s · L_id]``
+  with the updated D frozen, where ``w`` comes from the :class:`LossConfig` and ``g(s)`` from the
+  generator's ``loss_weights()`` (ProGAN's fade-in; 1 for the cascade).
+
+``target_s`` is the real image area-averaged to scale ``s`` (``pyramid.image_pyramid``) and
+``cond_s`` the masked input face at that scale (``pyramid.masked_pyramid``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_facehallu.losses.adversarial import (
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+)
+from keras_facehallu.losses.config import LossConfig
+from keras_facehallu.losses.identity import identity_loss
+from keras_facehallu.losses.perceptual import perceptual_loss
+from keras_facehallu.losses.pixel import pixel_loss
+from keras_facehallu.pyramid import image_pyramid, mask_pyramid, masked_pyramid
+
+LOG_NAMES = ("g_loss", "d_loss", "pixel", "adv", "pc", "id", "pixel_hidden")
+
+
+def _unpack(data):
+    if not isinstance(data, (tuple, list)) or len(data) < 2:
+        raise ValueError(
+            "HallucinationGAN: expected batches ({'masked_image', 'mask'}, image), "
+            f"found {type(data).__name__}"
+        )
+    x, y = data[0], data[1]
+    _check_inputs(x)
+    return x, y
+
+
+def _check_inputs(x):
+    if not isinstance(x, dict) or not {"masked_image", "mask"} <= set(x):
+        found = sorted(x) if isinstance(x, dict) else type(x).__name__
+        raise ValueError(
+            f"HallucinationGAN: batch inputs must be a dict with 'masked_image' and 'mask', "
+            f"found {found}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_facehallu")
+class HallucinationGAN(keras.Model):
+    """A generator with one discriminator per scale, trained with ``fit`` on the paper's losses.
+
+    Args:
+        generator: a model with inputs ``{"masked_image", "mask"}``, outputs ``{"image_<s>"}`` for
+            every ``s`` in ``generator.scales`` and (optionally) ``loss_weights() -> {s: weight}``,
+            e.g. ``CascadedHallucinator`` or ``ProGANHallucinator``.
+        discriminators: a list (one per scale, ascending) or ``{scale: model}`` of models called as
+            ``d([image, condition])`` returning logits; by default
+            ``build_discriminator(s, discriminator_width)`` for every scale.
+        discriminator_width: width multiplier for the default discriminators (default: the
+            generator's ``width`` attribute, else 1.0).
+        spectral_norm: spectral normalisation in the default discriminators.
+        seed: base seed of the default discriminators' initializers (scale ``s`` gets
+            ``seed + s``); None: Keras' global seeding.
+
+    Example:
+        >>> gan = HallucinationGAN(CascadedHallucinator(width=1 / 16))  # doctest: +SKIP
+        >>> gan.compile(g_optimizer=keras.optimizers.Adam(2e-4, 0.5),  # doctest: +SKIP
+        ...             d_optimizer=keras.optimizers.Adam(2e-4, 0.5),
+        ...             loss_config=LossConfig.preset("cascaded"))
+        >>> gan.fit(make_dataset(folder, "train", batch_size=16), epochs=50)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminators=None,
+        discriminator_width: float | None = None,
+        spectral_norm: bool = False,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not hasattr(generator, "scales"):
+            raise ValueError(
+                "HallucinationGAN: the generator needs a `scales` attribute (e.g. (8, ..., 128)), "
+                f"found a {type(generator).__name__} without one"
+            )
+        self.generator = generator
+        self.scales = tuple(int(s) for s in generator.scales)
+        if discriminator_width is None:
+            discriminator_width = float(getattr(generator, "width", 1.0))
+        self.discriminator_width = float(discriminator_width)
+        self.spectral_norm = bool(spectral_norm)
+        self.seed = seed
+        if discriminators is None:
+            from keras_facehallu.discriminators import build_discriminator
+
+            discriminators = [
+                build_discriminator(
+                    s,
+                    self.discriminator_width,
+                    conditional=True,
+                    spectral_norm=self.spectral_norm,
+                    seed=None if seed is None else int(seed) + s,
+                )
+                for s in self.scales
+            ]
+        elif isinstance(discriminators, dict):
+            missing = [s for s in self.scales if s not in discriminators]
+            if missing:
+                raise ValueError(
+                    f"HallucinationGAN: discriminators dict lacks scales {missing}; "
+                    f"expected keys {self.scales}"
+                )
+            discriminators = [discriminators[s] for s in self.scales]
+        discriminators = list(discriminators)
+        if len(discriminators) != len(self.scales):
+            raise ValueError(
+                f"HallucinationGAN: expected {len(self.scales)} discriminators (one per scale "
+                f"{self.scales}), found {len(discriminators)}"
+            )
+        self.discriminators = discriminators
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOG_NAMES}
+        self.loss_config = LossConfig()
+        self.perceptual_net = None
+        self.identity_net = None
+
+    # ----------------------------------------------------------------------------- compile ----
+    def compile(
+        self,
+        g_optimizer=None,
+        d_optimizer=None,
+        loss_config=None,
+        perceptual_net=None,
+        identity_net=None,
+        **kwargs,
+    ):
+        """Set the two optimizers, the loss config and the frozen loss networks.
+
+        Args:
+            g_optimizer: optimizer for the generator (default Adam(2e-4, beta_1=0.5)).
+            d_optimizer: optimizer for the discriminators (default Adam(2e-4, beta_1=0.5)).
+            loss_config: a :class:`LossConfig`, a preset name, a dict or None (defaults).
+            perceptual_net: a frozen keras Model or callable, images in [-1, 1] -> feature maps.
+                None: ``nets.get_perceptual_network(config.perceptual_network, layers)`` when L_pc
+                is on and the config names a network; otherwise L_pc is off.
+            identity_net: a frozen keras Model or callable, canonical images -> embeddings.
+                None: ``nets.get_identity_network(config.identity_network)`` likewise.
+            **kwargs: passed to ``keras.Model.compile`` (``jit_compile``, ``run_eagerly``, ...).
+        """
+        g_optimizer = keras.optimizers.get(
+            g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, name="g_adam")
+        )
+        d_optimizer = keras.optimizers.get(
+            d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, name="d_adam")
+        )
+        if g_optimizer is d_optimizer:
+            raise ValueError("HallucinationGAN.compile: g_optimizer and d_optimizer must differ")
+        config = LossConfig.get(loss_config)
+        if perceptual_net is None and config.active("pc") and config.perceptual_network:
+            from keras_facehallu import nets
+
+            perceptual_net = nets.get_perceptual_network(
+                config.perceptual_network, config.perceptual_layers
+            )
+        if identity_net is None and config.active("id") and config.identity_network:
+            from keras_facehallu import nets
+
+            identity_net = nets.get_identity_network(config.identity_network)
+        self.loss_config = config
+        self.perceptual_net = perceptual_net if config.active("pc") else None
+        self.identity_net = identity_net if config.active("id") else None
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        g_ids = {id(v) for v in self.generator.trainable_variables}
+
+        def pick(variable):
+            return g_optimizer if id(variable) in g_ids else d_optimizer
+
+        # One optimizer object holding both, so that Keras (and the JAX state) sees every slot.
+        optimizer = keras.optimizers.MultiOptimizer(pick, name="gan_optimizers")
+        super().compile(optimizer=optimizer, **kwargs)
+        # Build now: TensorFlow would otherwise create the slots lazily inside the first step, and
+        # the JAX step needs every slot in the state from the start.
+        optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        _check_inputs(inputs)
+        return self.generator(inputs, training=training)
+
+    # -------------------------------------------------------------------------- the maths ----
+    def scale_weights(self):
+        """``{scale: g(s)}`` from the generator's ``loss_weights()`` (default 1)."""
+        get = getattr(self.generator, "loss_weights", None)
+        weights = get() if callable(get) else {}
+        return {s: weights.get(s, 1.0) for s in self.scales}
+
+    @staticmethod
+    def _skip(weight) -> bool:
+        return isinstance(weight, (int, float)) and weight == 0
+
+    def _resize_for_network(self, images):
+        size = self.loss_config.network_size
+        if images.shape[1] == size:
+            return images
+        return ops.image.resize(images, (size, size), interpolation="bilinear")
+
+    def discriminator_loss(self, x, y, training=True):
+        """D's adversarial loss summed over scales, G's outputs held fixed; a scalar."""
+        cfg = self.loss_config
+        outputs = self.generator(x, training=training)
+        targets = image_pyramid(y, self.scales)
+        conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
+        total = ops.convert_to_tensor(0.0)
+        for i, (s, g) in enumerate(self.scale_weights().items()):
+            w = cfg.weight("adv", s)
+            if self._skip(g) or w == 0:
+                continue
+            fake = ops.stop_gradient(outputs[f"image_{s}"])
+            d = self.discriminators[i]
+            real_logits = d([targets[i], conditions[i]], training=training)
+            fake_logits = d([fake, conditions[i]], training=training)
+            loss = discriminator_adversarial_loss(real_logits, fake_logits, cfg.adversarial)
+            total = total + ops.cast(g, "float32") * w * loss
+        return total
+
+    def generator_loss(self, x, y, training=True):
+        """G's total loss and its parts (each loss's weighted contribution, plus pixel_hidden).
+
+        Returns:
+            ``(g_loss, {"pixel", "adv", "pc", "id", "pixel_hidden"})`` scalars; ``g_loss`` is the
+            sum of the first four; ``pixel_hidden`` is the plain l1 (on [0, 1]) of the final output
+            over the region outside the face mask, not part of ``g_loss``.
+        """
+        cfg = self.loss_config
+        outputs = self.generator(x, training=training)
+        targets = image_pyramid(y, self.scales)
+        conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
+        zero = ops.convert_to_tensor(0.0)
+        parts = {"pixel": zero, "adv": zero, "pc": zero, "id": zero}
+        for i, (s, g) in enumerate(self.scale_weights().items()):
+            if self._skip(g):
+                continue
+            g = ops.cast(g, "float32")
+            pred, target = outputs[f"image_{s}"], targets[i]
+            w = cfg.weight("pixel", s)
+            if w:
+                parts["pixel"] = parts["pixel"] + g * w * pixel_loss(target, pred, cfg.pixel)
+            w = cfg.weight("adv", s)
+            if w:
+                logits = self.discriminators[i]([pred, conditions[i]], training=False)
+                loss = generator_adversarial_loss(logits, cfg.adversarial)
+                parts["adv"] = parts["adv"] + g * w * loss
+            w = cfg.weight("pc", s)
+            if w and self.perceptual_net is not None:
+                loss = perceptual_loss(
+                    self.perceptual_net,
+                    self._resize_for_network(target),
+                    self._resize_for_network(pred),
+                )
+                parts["pc"] = parts["pc"] + g * w * loss
+            w = cfg.weight("id", s)
+            if w and self.identity_net is not None:
+                loss = identity_loss(
+                    self.identity_net,
+                    self._resize_for_network(target),
+                    self._resize_for_network(pred),
+                )
+                parts["id"] = parts["id"] + g * w * loss
+        g_loss = parts["pixel"] + parts["adv"] + parts["pc"] + parts["id"]
+        top = self.scales[-1]
+        hidden = 1.0 - mask_pyramid(x["mask"], (top,))[0]
+        parts["pixel_hidden"] = ops.stop_gradient(
+            pixel_loss(targets[-1], outputs[f"image_{top}"], "l1", mask=hidden)
+        )
+        return g_loss, parts
+
+    # ------------------------------------------------------------------ steps and plumbing ----
+    @property
+    def adversarial_on(self) -> bool:
+        return self.loss_config.active("adv")
+
+    def discriminator_variables(self):
+        return [v for d in self.discriminators for v in d.trainable_variables]
+
+    def train_step(self, *args):
+        if keras.backend.backend() == "jax":
+            from keras_facehallu.train_step_jax import train_step
+
+            return train_step(self, *args)
+        if keras.backend.backend() == "tensorflow":
+            from keras_facehallu.train_step_tf import train_step
+
+            return train_step(self, *args)
+        raise NotImplementedError(
+            f"HallucinationGAN.train_step: backend {keras.backend.backend()!r} is not supported; "
+            "use tensorflow or jax"
+        )
+
+    def test_step(self, *args):
+        if keras.backend.backend() == "jax":
+            from keras_facehallu.train_step_jax import test_step
+
+            return test_step(self, *args)
+        x, y = _unpack(args[0])
+        return self.update_trackers(self.evaluation_losses(x, y))
+
+    def evaluation_losses(self, x, y):
+        """All logged losses without updating anything: ``{name: scalar}`` for ``LOG_NAMES``."""
+        g_loss, parts = self.generator_loss(x, y, training=False)
+        d_loss = (
+            self.discriminator_loss(x, y, training=False)
+            if self.adversarial_on
+            else ops.convert_to_tensor(0.0)
+        )
+        return {"g_loss": g_loss, "d_loss": d_loss, **parts}
+
+    def update_trackers(self, values):
+        """Update the per-loss Mean metrics with ``values`` and return their current results."""
+        for name, tracker in self.trackers.items():
+            tracker.update_state(values[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminators": [keras.saving.serialize_keras_object(d) for d in self.discriminators],
+            "discriminator_width": self.discriminator_width,
+            "spectral_norm": self.spectral_norm,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminators"] = [
+            keras.saving.deserialize_keras_object(d) for d in config["discriminators"]
+        ]
+        return cls(**config)

@@ -1,0 +1,121 @@
+"""Turn user images and masks into the model's input dict, with clear errors for bad input.
+
+Accepted images: uint8 0..255, or float in [-1, 1]; [N, H, W, 3] or a single [H, W, 3].
+Accepted masks: bool, uint8 0/1 or 0/255, or float in [0, 1] (thresholded at 0.5);
+[N, H, W, 1], [N, H, W], or a single [H, W, 1] / [H, W].
+
+Example:
+    >>> import numpy as np
+    >>> from keras_facehallu.preprocessing import to_model_inputs
+    >>> x = to_model_inputs(np.zeros((128, 128, 3), "uint8"), np.ones((128, 128), bool))
+    >>> x["masked_image"].shape, x["mask"].shape
+    ((1, 128, 128, 3), (1, 128, 128, 1))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+INPUT_SIZE = 128
+
+
+def _to_numpy(x, argument: str):
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple)):
+        return np.asarray(x)
+    if ops.is_tensor(x):
+        try:
+            return ops.convert_to_numpy(x)
+        except Exception:  # a symbolic or traced tensor: no value to check
+            return None
+    raise TypeError(f"{argument}: expected a numpy array or tensor, found {type(x).__name__}")
+
+
+def _image_to_float(image, size: int):
+    arr = _to_numpy(image, "masked_image")
+    if arr is None:  # symbolic: trust the caller's float [-1, 1] convention
+        return ops.cast(image, "float32")
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[1:3] != (size, size):
+        raise ValueError(
+            f"masked_image: expected shape [N, {size}, {size}, 3] or [{size}, {size}, 3], "
+            f"found {arr.shape}"
+        )
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 127.5 - 1.0
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(
+            f"masked_image: expected dtype uint8 (0..255) or float ([-1, 1]), found {arr.dtype}"
+        )
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("masked_image: found NaN or infinite values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
+        raise ValueError(
+            f"masked_image: float images must be in [-1, 1], found values in [{lo:g}, {hi:g}]"
+            " (pass uint8 for 0..255 images)"
+        )
+    return np.clip(arr, -1.0, 1.0)
+
+
+def _mask_to_float(mask, size: int):
+    arr = _to_numpy(mask, "mask")
+    if arr is None:
+        return ops.cast(ops.greater_equal(ops.cast(mask, "float32"), 0.5), "float32")
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] != 1):
+        arr = arr[..., None]  # [N, H, W] or [H, W] -> add the channel axis
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 1 or arr.shape[1:3] != (size, size):
+        raise ValueError(
+            f"mask: expected shape [N, {size}, {size}, 1], [N, {size}, {size}] or "
+            f"[{size}, {size}], found {np.shape(mask)}"
+        )
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        values = np.unique(arr)
+        if np.all(np.isin(values, (0, 1))):
+            return arr.astype(np.float32)
+        if np.all(np.isin(values, (0, 255))):
+            return (arr == 255).astype(np.float32)
+        raise ValueError(
+            f"mask: uint8 masks must hold only 0/1 or only 0/255, found values {values[:8]}"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"mask: expected dtype bool, uint8 or float, found {arr.dtype}")
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if not np.all(np.isfinite(arr)) or lo < 0.0 or hi > 1.0:
+        raise ValueError(f"mask: float masks must be in [0, 1], found values in [{lo:g}, {hi:g}]")
+    return (arr >= 0.5).astype(np.float32)
+
+
+def to_model_inputs(masked_image, mask, size: int = INPUT_SIZE):
+    """Validate and convert a masked image and its mask into the model's float input dict.
+
+    Args:
+        masked_image: uint8 0..255 or float [-1, 1] images, [N, size, size, 3] or [size, size, 3].
+        mask: bool, uint8 (0/1 or 0/255) or float [0, 1] masks, [N, size, size(, 1)] or
+            [size, size(, 1)]. Float masks are thresholded at 0.5.
+        size: expected side length (the model's input size, 128).
+
+    Returns:
+        ``{"masked_image": float32 [N, size, size, 3] in [-1, 1],
+        "mask": float32 [N, size, size, 1] in {0, 1}}`` (numpy for concrete inputs).
+
+    Example:
+        >>> inputs = to_model_inputs(np.zeros((2, 128, 128, 3), "uint8"),
+        ...                          np.full((2, 128, 128, 1), 255, "uint8"))
+    """
+    image = _image_to_float(masked_image, size)
+    mask = _mask_to_float(mask, size)
+    n_image, n_mask = image.shape[0], mask.shape[0]
+    if n_image is not None and n_mask is not None and n_image != n_mask:
+        raise ValueError(
+            f"masked_image and mask: batch sizes differ ({n_image} images, {n_mask} masks)"
+        )
+    return {"masked_image": image, "mask": mask}

@@ -1,0 +1,126 @@
+"""HallucinationGAN's train and test steps on the JAX backend: stateless, ``jax.value_and_grad``.
+
+The losses are the same Python functions as on TensorFlow (``gan.discriminator_loss``,
+``gan.generator_loss``), run inside a ``keras.StatelessScope`` that maps every model variable to
+the traced value in the step's state. The optimizer state is the ``MultiOptimizer`` that
+``HallucinationGAN.compile`` builds: its own variables, then each inner optimizer's.
+Under ``keras.distribution.DataParallel`` Keras shards the batch and XLA averages the gradients
+over the global batch, so nothing here depends on the number of devices.
+"""
+
+from __future__ import annotations
+
+import jax
+import keras
+from keras import ops
+
+from keras_facehallu.gan import _unpack
+
+
+def _optimizer_slices(gan):
+    """Where the MultiOptimizer's own, G's and D's variables lie in ``gan.optimizer.variables``."""
+    multi = gan.optimizer
+    start = len(multi.variables) - sum(len(o.variables) for o in multi.optimizers)
+    slices = {}
+    for opt in multi.optimizers:
+        slices[id(opt)] = slice(start, start + len(opt.variables))
+        start += len(opt.variables)
+    iterations = [i for i, v in enumerate(multi.variables) if v is multi.iterations]
+    return slices.get(id(gan.g_optimizer)), slices.get(id(gan.d_optimizer)), iterations
+
+
+def _run(gan, fn, trainable, non_trainable):
+    """``fn()`` with the model's variables set to the given values -> (result, non_trainable)."""
+    mapping = list(zip(gan.trainable_variables, trainable, strict=True))
+    mapping += list(zip(gan.non_trainable_variables, non_trainable, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        result = fn()
+    updated = []
+    for v, old in zip(gan.non_trainable_variables, non_trainable, strict=True):
+        new = scope.get_current_value(v)
+        updated.append(old if new is None else new)
+    return result, updated
+
+
+def train_step(gan, state, data):
+    """One D step then one G step; ``state`` and return value follow Keras' JAX trainer."""
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    trainable, optimizer_values = list(trainable), list(optimizer_values)
+    x, y = _unpack(data)
+    position = {id(v): i for i, v in enumerate(gan.trainable_variables)}
+    g_idx = [position[id(v)] for v in gan.generator.trainable_variables]
+    d_idx = [position[id(v)] for v in gan.discriminator_variables()]
+    g_slice, d_slice, iterations = _optimizer_slices(gan)
+
+    def with_values(idx, values):
+        full = list(trainable)
+        for i, value in zip(idx, values, strict=True):
+            full[i] = value
+        return full
+
+    d_loss = ops.convert_to_tensor(0.0)
+    if gan.adversarial_on and d_idx:
+
+        def d_loss_fn(d_values, non_trainable):
+            return _run(
+                gan,
+                lambda: gan.discriminator_loss(x, y, training=True),
+                with_values(d_idx, d_values),
+                non_trainable,
+            )
+
+        d_values = [trainable[i] for i in d_idx]
+        (d_loss, non_trainable), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+            d_values, non_trainable
+        )
+        new_d, new_opt = gan.d_optimizer.stateless_apply(
+            optimizer_values[d_slice], d_grads, d_values
+        )
+        optimizer_values[d_slice] = new_opt
+        trainable = with_values(d_idx, new_d)
+
+    def g_loss_fn(g_values, non_trainable):
+        (g_loss, parts), non_trainable = _run(
+            gan,
+            lambda: gan.generator_loss(x, y, training=True),
+            with_values(g_idx, g_values),
+            non_trainable,
+        )
+        return g_loss, (parts, non_trainable)
+
+    g_values = [trainable[i] for i in g_idx]
+    (g_loss, (parts, non_trainable)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        g_values, non_trainable
+    )
+    new_g, new_opt = gan.g_optimizer.stateless_apply(optimizer_values[g_slice], g_grads, g_values)
+    optimizer_values[g_slice] = new_opt
+    trainable = with_values(g_idx, new_g)
+    for i in iterations:
+        optimizer_values[i] = optimizer_values[i] + 1
+
+    logs, metrics_values = _update_metrics(
+        gan, metrics_values, {"g_loss": g_loss, "d_loss": d_loss, **parts}
+    )
+    return logs, (trainable, non_trainable, optimizer_values, metrics_values)
+
+
+def test_step(gan, state, data):
+    """Validation losses (incl. ``pixel_hidden``) without updating weights."""
+    trainable, non_trainable, metrics_values = state
+    x, y = _unpack(data)
+    values, non_trainable = _run(
+        gan, lambda: gan.evaluation_losses(x, y), list(trainable), list(non_trainable)
+    )
+    logs, metrics_values = _update_metrics(gan, metrics_values, values)
+    return logs, (trainable, non_trainable, metrics_values)
+
+
+def _update_metrics(gan, metrics_values, values):
+    new_values, logs, start = [], {}, 0
+    for name, tracker in gan.trackers.items():
+        n = len(tracker.variables)
+        mine = tracker.stateless_update_state(metrics_values[start : start + n], values[name])
+        logs[name] = tracker.stateless_result(mine)
+        new_values.extend(mine)
+        start += n
+    return logs, new_values

@@ -1,0 +1,35 @@
+"""HallucinationGAN's train step on the TensorFlow backend: two GradientTapes, D then G.
+
+Works under ``tf.distribute.MirroredStrategy``: each replica's losses are divided by the number of
+replicas before the gradient, because the optimizers sum the replicas' gradients (the same
+convention as Keras' own ``train_step``), so one step on R replicas equals one step on one device
+with the same global batch.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_facehallu.gan import _unpack
+
+
+def train_step(gan, data):
+    """One D step then one G step on a batch ``({"masked_image", "mask"}, image)``; returns logs."""
+    x, y = _unpack(data)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    d_loss = tf.constant(0.0)
+    if gan.adversarial_on:
+        d_vars = gan.discriminator_variables()
+        with tf.GradientTape() as tape:
+            d_loss = gan.discriminator_loss(x, y, training=True)
+            scaled = d_loss / replicas
+        grads = tape.gradient(scaled, d_vars)
+        gan.d_optimizer.apply(grads, d_vars)
+    g_vars = gan.generator.trainable_variables
+    with tf.GradientTape() as tape:
+        g_loss, parts = gan.generator_loss(x, y, training=True)
+        scaled = g_loss / replicas
+    grads = tape.gradient(scaled, g_vars)
+    gan.g_optimizer.apply(grads, g_vars)
+    gan.optimizer.iterations.assign_add(1)
+    return gan.update_trackers({"g_loss": g_loss, "d_loss": d_loss, **parts})

@@ -1,0 +1,164 @@
+"""HallucinationGAN: fit on tiny widths, per-loss metrics, test_step, seeding, save/load."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_facehallu.cascade import CascadedHallucinator
+from keras_facehallu.gan import LOG_NAMES, HallucinationGAN
+from keras_facehallu.losses import LossConfig
+from keras_facehallu.losses.standins import (
+    standin_discriminator,
+    standin_generator,
+    standin_identity_net,
+    standin_perceptual_net,
+)
+from keras_facehallu.progan import ProGANHallucinator, ProgressiveGrowing
+
+pytestmark = pytest.mark.multibackend
+WIDTH = 1 / 32
+
+
+def make_batches(n=4, batch_size=2, seed=0):
+    """n random (masked input, image) pairs with a central face mask, as a tf.data.Dataset."""
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(-1, 1, (n, 128, 128, 3)).astype("float32")
+    mask = np.zeros((n, 128, 128, 1), "float32")
+    mask[:, 36:92, 40:88] = 1.0
+    x = {"masked_image": image * mask - (1 - mask), "mask": mask}
+    return tf.data.Dataset.from_tensor_slices((x, image)).batch(batch_size), (x, image)
+
+
+def make_gan(seed=0, **compile_kwargs):
+    """A width-1/32 cascade with the real discriminators and stand-in loss networks."""
+    keras.utils.set_random_seed(seed)
+    gan = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=seed), seed=seed)
+    gan.compile(
+        g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        loss_config=LossConfig(),
+        perceptual_net=standin_perceptual_net(seed=0),  # test stand-ins, not the real networks
+        identity_net=standin_identity_net(seed=0),
+        **compile_kwargs,
+    )
+    return gan
+
+
+def weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    gan = make_gan(seed=0)
+    before_g, before_d = weights(gan.generator), [weights(d) for d in gan.discriminators]
+    data, _ = make_batches()
+    history = gan.fit(data, epochs=1, verbose=0)
+    return gan, history, before_g, before_d
+
+
+def test_fit_two_steps_logs_every_loss_and_updates_both_players(trained):
+    gan, history, before_g, before_d = trained
+    assert set(LOG_NAMES) <= set(history.history)
+    for name in LOG_NAMES:
+        value = history.history[name][-1]
+        assert np.isfinite(value), name
+    for name in ("pixel", "adv", "pc", "id", "d_loss", "pixel_hidden"):
+        assert history.history[name][-1] > 0, name
+    logged = history.history
+    total = sum(logged[k][-1] for k in ("pixel", "adv", "pc", "id"))
+    assert logged["g_loss"][-1] == pytest.approx(total, rel=1e-4)
+    assert int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)) == 2
+    assert int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)) == 2
+    assert any(not np.allclose(a, b) for a, b in zip(before_g, weights(gan.generator), strict=True))
+    for before, d in zip(before_d, gan.discriminators, strict=True):
+        assert any(not np.allclose(a, b) for a, b in zip(before, weights(d), strict=True)), d.name
+
+
+def test_test_step_reports_hidden_region_pixel_loss(trained):
+    gan, *_ = trained
+    data, (x, y) = make_batches(seed=1)
+    logs = gan.evaluate(data, return_dict=True, verbose=0)
+    assert set(LOG_NAMES) <= set(logs)
+    # pixel_hidden is the plain l1 on [0, 1] of the 128 output outside the mask.
+    out = np.asarray(gan.generator.predict(x, verbose=0)["image_128"])
+    hidden = 1.0 - x["mask"]
+    expected = (np.abs(out - y) * 0.5 * hidden).sum() / (hidden.sum() * 3)
+    assert logs["pixel_hidden"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_seeded_runs_repeat_exactly(trained):
+    gan, history, *_ = trained
+    again = make_gan(seed=0)
+    data, _ = make_batches()
+    history2 = again.fit(data, epochs=1, verbose=0)
+    assert history2.history["g_loss"] == pytest.approx(history.history["g_loss"], rel=1e-5)
+    for a, b in zip(weights(gan), weights(again), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_generator_save_load_after_fit(trained, tmp_path):
+    gan, *_ = trained
+    path = tmp_path / "generator.keras"
+    gan.generator.save(path)
+    loaded = keras.saving.load_model(path)
+    _, (x, _) = make_batches(n=2)
+    a = gan.generator.predict(x, verbose=0)
+    b = loaded.predict(x, verbose=0)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+
+
+def test_loss_weights_of_zero_skip_a_scale():
+    """A generator's loss_weights() of 0 at a scale leaves that scale's discriminator untouched."""
+    keras.utils.set_random_seed(3)
+    generator = standin_generator(scales=(8, 16), seed=0)
+    generator.loss_weights = lambda: {8: 0.0, 16: 1.0}
+    discriminators = [standin_discriminator(s, seed=0) for s in (8, 16)]
+    gan = HallucinationGAN(generator, discriminators=discriminators)
+    gan.compile(loss_config=LossConfig(no_pc=True, no_id=True))
+    before = [weights(d) for d in discriminators]
+    data, _ = make_batches(n=2)
+    gan.fit(data, epochs=1, verbose=0)
+    for a, b in zip(before[0], weights(discriminators[0]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(before[1], weights(discriminators[1]),
+                                                     strict=True))
+
+
+def test_bad_inputs_give_clear_errors():
+    generator = standin_generator(scales=(8, 16), seed=0)
+    with pytest.raises(ValueError, match="expected 2 discriminators"):
+        HallucinationGAN(generator, discriminators=[standin_discriminator(8)])
+    with pytest.raises(ValueError, match="lacks scales"):
+        HallucinationGAN(generator, discriminators={8: standin_discriminator(8)})
+    with pytest.raises(ValueError, match="`scales` attribute"):
+        HallucinationGAN(keras.Sequential([keras.layers.Dense(1)]))
+    gan = HallucinationGAN(generator, discriminators=[standin_discriminator(s) for s in (8, 16)])
+    with pytest.raises(ValueError, match="must differ"):
+        opt = keras.optimizers.Adam()
+        gan.compile(g_optimizer=opt, d_optimizer=opt)
+    gan.compile(loss_config=LossConfig(no_pc=True, no_id=True))
+    x = np.zeros((2, 128, 128, 3), "float32")
+    with pytest.raises(ValueError, match="'masked_image' and 'mask'"):
+        gan.fit(x, x, epochs=1, verbose=0)
+
+
+def test_progan_trains_with_the_growing_callback():
+    keras.utils.set_random_seed(5)
+    generator = ProGANHallucinator(width=WIDTH, seed=5)
+    gan = HallucinationGAN(generator, seed=5)
+    gan.compile(loss_config=LossConfig(no_pc=True, no_id=True))
+    before = {s: weights(d) for s, d in zip(gan.scales, gan.discriminators, strict=True)}
+    data, _ = make_batches(n=6)
+    history = gan.fit(data, epochs=1, verbose=0, callbacks=[ProgressiveGrowing(1)])
+    assert generator.progress == (2, 1.0)  # steps 0, 1, 2 -> phases 0, 1, 2
+    assert np.all(np.isfinite(history.history["g_loss"]))
+    after = {s: weights(d) for s, d in zip(gan.scales, gan.discriminators, strict=True)}
+    changed = {s: any(not np.allclose(a, b) for a, b in zip(before[s], after[s], strict=True))
+               for s in gan.scales}
+    # 8 trains from step 0, 16 from step 1, 32 from step 2; 64 and 128 are not grown yet.
+    assert changed == {8: True, 16: True, 32: True, 64: False, 128: False}

@@ -1,0 +1,49 @@
+"""Tiny prepared folders for model/training tests: real LFW photos, no detector.
+
+The photos are centre-cropped and resized to 128x128 and get an elliptic "face mask"; the format
+is exactly that of ``python -m training.prepare`` (see ``keras_facehallu.data.records``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def ellipse_mask(size: int = 128) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx, ry, rx = 0.55 * size, 0.5 * size, 0.22 * size, 0.16 * size
+    return (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0).astype(np.uint8)[..., None]
+
+
+def make_tiny_prepared(folder: Path, lfw_dir: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    """Writes ``train`` and ``validation`` shards of real LFW photos into ``folder``."""
+    from PIL import Image
+
+    from keras_facehallu.data.records import shard_name, write_examples, write_manifest
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    people = sorted(p for p in Path(lfw_dir).iterdir() if p.is_dir())[: n_train + n_val]
+    mask = ellipse_mask()
+    examples = []
+    for index, person in enumerate(people):
+        photo = sorted(person.glob("*.jpg"))[0]
+        image = Image.open(photo).convert("RGB").crop((45, 45, 205, 205)).resize((128, 128))
+        examples.append(
+            {
+                "image": np.asarray(image, np.uint8),
+                "mask": mask,
+                "landmarks": np.zeros(136, np.float32),
+                "transform": np.array([1, 0, 0, 0, 1, 0], np.float32),
+                "person": person.name,
+                "person_index": index,
+                "source": str(photo.relative_to(lfw_dir)),
+            }
+        )
+    shards = {"train": [shard_name("train", 0, 1)], "validation": [shard_name("validation", 0, 1)]}
+    write_examples(folder / shards["train"][0], examples[:n_train])
+    write_examples(folder / shards["validation"][0], examples[n_train:])
+    write_manifest(folder, {"shards": shards, "tiny_test_data": True})
+    return folder

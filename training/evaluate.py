@@ -1,0 +1,298 @@
+"""Evaluate trained models and the baselines on a prepared split: the paper's Table 6 and more.
+
+    python -m training.evaluate --data work_data/lfw_prepared [--split validation] \\
+        --model runs/00001/model.keras [--model B.keras ...] [--limit N] --out eval/
+    python -m training.evaluate --data work_data/lfw_prepared --baselines-only --out eval/
+
+Every model and three baselines (OpenCV Telea and Navier–Stokes inpainting of everything outside
+the face mask; the "mean context": the average train-split image with the face pasted in) run on
+the same images. Written to ``--out``:
+
+- ``results.md``: the paper's Table 6 columns (match score, SSIM, FID, perceptual error (PieAPP)),
+  then this project's extras (verification rate, SSIM of the hallucinated region, KID), with the
+  reason for every "unavailable" cell (PieAPP without its weights is one);
+- ``results.csv`` and ``results.json`` (the JSON adds the settings, per-metric definitions and the
+  KID standard deviations);
+- ``sheet.png``: rows original | masked | each method's output, one column per image.
+
+Real-image Inception features are cached under a hash of the prepared folder's manifest, the split
+and ``--limit``, and of the FID detector's sha256 (``--cache-dir``, default under ``$KERAS_HOME``).
+FID and KID on a few hundred images are biased and noisy; compare numbers only at equal N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BASELINES = ("OpenCV Telea", "OpenCV Navier-Stokes", "mean context")
+
+
+def load_split(folder, split: str, limit: int | None):
+    """Originals uint8 [N,128,128,3], masks uint8 [N,128,128,1] and sources of a prepared split."""
+    from keras_facehallu.data.records import load_examples
+
+    dataset = load_examples(folder, split)
+    if limit is not None:
+        dataset = dataset.take(limit)
+    images, masks, sources = [], [], []
+    for example in dataset.as_numpy_iterator():
+        images.append(example["image"])
+        masks.append(example["mask"])
+        sources.append(example["source"].decode("utf-8", "replace"))
+    if not images:
+        raise SystemExit(f"--data {folder}: split {split!r} holds no examples")
+    return np.stack(images), np.stack(masks).astype(np.uint8), sources
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] floats -> uint8 0..255 (rounded, clipped)."""
+    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(
+        np.uint8
+    )
+
+
+def _register_model_classes() -> None:
+    """Imports the modules whose classes a saved hallucinator may name, so loading finds them."""
+    import importlib
+
+    for module in ("keras_facehallu.cascade", "keras_facehallu.progan"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
+def _unique_name(name: str, taken: set) -> str:
+    candidate, i = name, 2
+    while candidate in taken:
+        candidate, i = f"{name} ({i})", i + 1
+    taken.add(candidate)
+    return candidate
+
+
+def build_methods(args, masked, masks):
+    """[(name, kind, produce)] where ``produce()`` returns uint8 outputs for ``masked``."""
+    from keras_facehallu.baselines import MeanContext, inpaint_context
+
+    methods, taken = [], set()
+    for path in args.model or []:
+        def produce(path=path):
+            import keras
+
+            _register_model_classes()
+            model = keras.saving.load_model(path)
+            if not hasattr(model, "hallucinate"):
+                raise SystemExit(f"--model {path}: a {type(model).__name__}, not a hallucinator")
+            return to_uint8(model.hallucinate(masked, masks.astype(np.float32),
+                                              batch_size=args.batch_size))
+
+        methods.append((_unique_name(Path(path).stem, taken), "model", produce))
+    radius = args.inpaint_radius
+    methods.append((_unique_name(BASELINES[0], taken), "baseline",
+                    lambda: inpaint_context(masked, masks, "telea", radius)))
+    methods.append((_unique_name(BASELINES[1], taken), "baseline",
+                    lambda: inpaint_context(masked, masks, "ns", radius)))
+
+    def mean_context():
+        cache_dir = Path(args.cache_dir) / "mean_context" if args.cache_dir else None
+        baseline = MeanContext.from_prepared(args.data, "train", limit=args.mean_context_limit,
+                                             cache_dir=cache_dir)
+        return baseline(masked, masks)
+
+    methods.append((_unique_name(BASELINES[2], taken), "baseline", mean_context))
+    return methods
+
+
+def format_value(name: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unavailable"
+    if name == "fid":
+        return f"{value:.2f}"
+    if name == "kid":
+        return f"{value:.4f}"
+    return f"{value:.3f}"
+
+
+def write_outputs(out: Path, rows, metric_names, reasons, settings) -> None:
+    """results.md, results.csv and results.json."""
+    from keras_facehallu.metrics import get_metric
+
+    metrics = [get_metric(n) for n in metric_names]
+    header = ["method"] + [f"{m.title} {'↑' if m.higher_is_better else '↓'}" for m in metrics]
+    lines = [
+        f"Evaluation on `{settings['data']}` split `{settings['split']}`, N = {settings['n']} "
+        f"images, {settings['date']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        cells = [row["method"]] + [format_value(n, row["values"].get(n)) for n in metric_names]
+        lines.append("| " + " | ".join(cells) + " |")
+    if reasons:
+        lines += ["", "Unavailable:"]
+        lines += [f"- {title}: {reason}" for title, reason in sorted(reasons.items())]
+    lines += ["", "Definitions:"]
+    lines += [f"- {m.title}: {m.description}" for m in metrics]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "kind", *metric_names])
+        for row in rows:
+            writer.writerow([row["method"], row["kind"]] + [
+                "unavailable" if row["values"].get(n) is None else repr(row["values"][n])
+                for n in metric_names
+            ])
+
+    payload = {
+        "settings": settings,
+        "metrics": {m.name: {"title": m.title, "higher_is_better": m.higher_is_better,
+                             "description": m.description} for m in metrics},
+        "unavailable": reasons,
+        "results": rows,
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def write_sheet(path: Path, originals, masked, outputs: dict, count: int = 8) -> None:
+    """A PNG grid: rows original | masked | one per method; ``count`` image columns."""
+    from PIL import Image, ImageDraw
+
+    count = min(count, len(originals))
+    rows = [("original", originals), ("masked", masked)] + list(outputs.items())
+    size, label_w = originals.shape[1], 150
+    sheet = Image.new("RGB", (label_w + count * size, len(rows) * size), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, images) in enumerate(rows):
+        draw.text((4, r * size + size // 2 - 6), label[:24], fill="black")
+        for c in range(count):
+            sheet.paste(Image.fromarray(images[c]), (label_w + c * size, r * size))
+    sheet.save(path)
+
+
+def evaluate(args) -> dict:
+    """Runs the evaluation described by parsed ``args``; returns the JSON payload's results."""
+    from tqdm.auto import tqdm
+
+    from keras_facehallu.metrics import EvalBatch, EvalContext, MetricUnavailable, get_metric
+    from keras_facehallu.metrics import fid as fid_lib
+    from keras_facehallu.metrics.registry import EXTRA_METRICS, TABLE6_METRICS
+
+    if not args.model and not args.baselines_only:
+        raise SystemExit("give at least one --model A.keras, or --baselines-only")
+    if args.baselines_only and args.model:
+        raise SystemExit("--baselines-only and --model exclude each other")
+    for path in args.model or []:
+        if not Path(path).is_file():
+            raise SystemExit(f"--model {path}: no such file (expected a .keras file)")
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"--data {args.data}: no such folder (expected a prepared folder)")
+    metric_names = list(args.metrics or (*TABLE6_METRICS, *EXTRA_METRICS))
+    for name in metric_names:
+        get_metric(name)  # raises on unknown names
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    originals, masks, sources = load_split(args.data, args.split, args.limit)
+    masked = originals * masks
+    if (Path(args.data) / "manifest.json").is_file():
+        data_hash = fid_lib.hash_prepared_split(args.data, args.split, args.limit)
+    else:
+        data_hash = fid_lib.hash_images(originals)
+    ctx = EvalContext(
+        real_data_hash=data_hash,
+        stats_cache_dir=Path(args.cache_dir) / "fid_stats" if args.cache_dir else None,
+        pieapp_weights=args.pieapp_weights,
+        download=not args.no_download,
+        kid_subsets=args.kid_subsets,
+        seed=args.seed,
+    )
+    methods = build_methods(args, masked, masks)
+    rows, reasons, outputs = [], {}, {}
+    progress = tqdm(total=len(methods) * (1 + len(metric_names)), desc="evaluate", unit="step",
+                    disable=args.quiet)
+    for name, kind, produce in methods:
+        progress.set_postfix_str(f"{name}: outputs")
+        images = produce()
+        outputs[name] = images
+        progress.update()
+        batch = EvalBatch(originals, images, masks)
+        values = {}
+        for metric_name in metric_names:
+            metric = get_metric(metric_name)
+            progress.set_postfix_str(f"{name}: {metric.title}")
+            try:
+                values[metric_name] = float(metric.fn(batch, ctx, name))
+            except MetricUnavailable as exc:
+                values[metric_name] = None
+                reasons[metric.title] = str(exc)
+            progress.update()
+        rows.append({"method": name, "kind": kind, "values": values,
+                     "kid_std": ctx.kid_std.get(name)})
+    progress.close()
+
+    settings = {
+        "data": str(args.data), "split": args.split, "n": int(len(originals)),
+        "limit": args.limit, "models": list(args.model or []), "seed": args.seed,
+        "inpaint_radius": args.inpaint_radius, "kid_subsets": args.kid_subsets,
+        "mean_context_limit": args.mean_context_limit, "real_data_hash": data_hash,
+        "date": datetime.date.today().isoformat(), "sources": sources,
+    }
+    write_outputs(out, rows, metric_names, reasons, settings)
+    write_sheet(out / "sheet.png", originals, masked, outputs, args.sheet_count)
+    if not args.quiet:
+        print((out / "results.md").read_text())
+    return {"rows": rows, "unavailable": reasons, "settings": settings}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", required=True, help="prepared folder (manifest + shards)")
+    parser.add_argument("--split", default="validation", choices=("train", "validation"))
+    parser.add_argument("--model", action="append", help=".keras file; repeat for several")
+    parser.add_argument("--baselines-only", action="store_true", help="evaluate no model")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N images")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--metrics", nargs="+", default=None,
+                        help="metric names (default: all; see keras_facehallu.metrics)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--inpaint-radius", type=int, default=5,
+                        help="OpenCV inpainting radius in pixels")
+    parser.add_argument("--mean-context-limit", type=int, default=None,
+                        help="average only the first N train images for the mean context")
+    parser.add_argument("--kid-subsets", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="seed of KID's subset sampling")
+    parser.add_argument("--pieapp-weights", default=None,
+                        help="explicit PieAPPv0.1.pth (else the registered, verified asset)")
+    parser.add_argument("--no-download", action="store_true",
+                        help="never try to download weights")
+    parser.add_argument("--cache-dir", default=None,
+                        help="cache for real-image features and the mean context "
+                             "(default: $KERAS_HOME/facehallu/...)")
+    parser.add_argument("--sheet-count", type=int, default=8, help="images in sheet.png")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no table print")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.limit is not None and args.limit < 2:
+        raise SystemExit(f"--limit: expected at least 2 images, found {args.limit}")
+    evaluate(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

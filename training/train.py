@@ -1,0 +1,247 @@
+"""Train a hallucination GAN: ``python -m training.train --config NAME --data PREPARED_DIR``.
+
+Each run gets a numbered folder ``RUNS/NNNNN-NAME/`` holding ``config.json`` (the resolved config,
+data folder, backend, version), ``log.csv`` (every loss per epoch, validation included),
+``checkpoints/`` (one atomic checkpoint per epoch), ``snapshots/epoch-NNNN/`` (preset folders of
+the generator at the chosen epochs), ``samples/`` (validation image grids), ``tensorboard/`` (when
+TensorFlow is installed), ``final/`` (the last generator as a preset) and ``status.json``.
+
+``--resume RUN_DIR`` continues a killed run from its last finished epoch. A NaN or inf loss stops
+the run with exit code 3 and a message naming the loss; the last good checkpoint stays the latest.
+
+Example:
+    python -m training.train --config cpu_small --data work_data/lfw_prepared
+    python -m training.train --resume runs/00000-cpu_small
+    KERAS_BACKEND=jax python -m training.train --config cascaded --data DIR --set batch_size=32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from training.configs import CONFIGS, TrainConfig, get_config, parse_override
+
+EXIT_NON_FINITE = 3
+
+
+def next_run_dir(runs: Path, name: str) -> Path:
+    """``runs/NNNNN-name`` with NNNNN one above the highest existing number."""
+    runs.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.split("-", 1)[0]) for p in runs.iterdir() if p.name[:5].isdigit()]
+    return runs / f"{max(numbers, default=-1) + 1:05d}-{name}"
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def build_gan(cfg: TrainConfig):
+    """The generator, its discriminators and the compiled :class:`HallucinationGAN` of ``cfg``."""
+    import keras
+
+    from keras_facehallu.gan import HallucinationGAN
+    from keras_facehallu.losses.config import LossConfig
+
+    if cfg.model == "cascade":
+        from keras_facehallu.cascade import CascadedHallucinator
+
+        generator = CascadedHallucinator(width=cfg.width, seed=cfg.seed)
+    elif cfg.model == "progan":
+        from keras_facehallu.progan import ProGANHallucinator
+
+        generator = ProGANHallucinator(width=cfg.width, seed=cfg.seed)
+    else:
+        raise ValueError(
+            f"config {cfg.name!r}: model must be 'cascade' or 'progan', found {cfg.model!r}"
+        )
+    gan = HallucinationGAN(
+        generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm
+    )
+    gan.compile(
+        g_optimizer=keras.optimizers.Adam(cfg.lr_g, beta_1=cfg.beta_1, name="g_adam"),
+        d_optimizer=keras.optimizers.Adam(cfg.lr_d, beta_1=cfg.beta_1, name="d_adam"),
+        loss_config=LossConfig.preset(cfg.loss_preset, **cfg.loss),
+    )
+    return gan
+
+
+def _sample_batch(val_ds, count: int):
+    import numpy as np
+
+    inputs, targets = {"masked_image": [], "mask": []}, []
+    for x, y in val_ds:
+        inputs["masked_image"].append(np.asarray(x["masked_image"]))
+        inputs["mask"].append(np.asarray(x["mask"]))
+        targets.append(np.asarray(y))
+        if sum(len(t) for t in targets) >= count:
+            break
+    if not targets:
+        return None, None
+    inputs = {k: np.concatenate(v)[:count] for k, v in inputs.items()}
+    return inputs, np.concatenate(targets)[:count]
+
+
+def _truncate_log(path: Path, epochs_done: int) -> None:
+    """Keeps the rows of finished epochs only (a killed run may have logged one more)."""
+    import csv
+
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+
+
+def _count_batches(dataset) -> int:
+    count = int(dataset.cardinality())
+    return count if count >= 0 else sum(1 for _ in dataset)
+
+
+def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbose="auto") -> int:
+    """Trains ``cfg`` on the prepared folder ``data`` into ``run_dir``; returns an exit code."""
+    import keras
+
+    from keras_facehallu.data.pipeline import make_dataset
+    from keras_facehallu.version import __version__
+    from training.callbacks import EpochCheckpoint, NonFiniteGuard, SampleGrid
+    from training.checkpoint import restore_checkpoint
+
+    keras.utils.set_random_seed(cfg.seed)
+    gan = build_gan(cfg)
+    state = restore_checkpoint(gan, run_dir / "checkpoints") if resume else None
+    initial_epoch = state["epoch"] if state else 0
+    if resume:
+        print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
+    if initial_epoch >= cfg.epochs:
+        print(f"{run_dir}: all {cfg.epochs} epochs are done already", flush=True)
+        return 0
+    repeat = cfg.steps_per_epoch is not None
+    train_ds = make_dataset(
+        data, "train", cfg.batch_size, flip=cfg.flip, shuffle=True,
+        seed=cfg.seed + initial_epoch, repeat=repeat, drop_remainder=True,
+    )
+    val_ds = make_dataset(data, "validation", cfg.batch_size, flip=False, shuffle=False)
+    guard = NonFiniteGuard()
+    meta = {
+        "description": f"{cfg.name} run {run_dir.name}",
+        "training": {"config": cfg.to_dict(), "data": str(data), "run": str(run_dir)},
+    }
+    if resume:
+        _truncate_log(run_dir / "log.csv", initial_epoch)
+    callbacks = [  # the log row is written before the checkpoint that makes the epoch count
+        guard,
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resume),
+        EpochCheckpoint(run_dir, guard, snapshots=cfg.snapshots, metadata=meta),
+    ]
+    sample_inputs, sample_targets = _sample_batch(val_ds, cfg.sample_count)
+    if sample_inputs is not None:
+        callbacks.append(SampleGrid(run_dir, sample_inputs, sample_targets))
+    if cfg.model == "progan":
+        from keras_facehallu.progan import ProgressiveGrowing
+
+        steps_done = initial_epoch * (cfg.steps_per_epoch or _count_batches(train_ds))
+        callbacks.append(ProgressiveGrowing(cfg.steps_per_phase, initial_step=steps_done))
+    try:
+        import tensorflow  # noqa: F401
+
+        board = keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False)
+        callbacks.append(board)
+    except ImportError:
+        print("TensorFlow not installed: no TensorBoard logs (log.csv has every loss)", flush=True)
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    _write_json(run_dir / "status.json", {"status": "running", "epoch": initial_epoch})
+    gan.fit(
+        train_ds,
+        epochs=cfg.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=cfg.steps_per_epoch,
+        validation_data=val_ds,
+        validation_steps=cfg.validation_steps,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if guard.failure is not None:
+        message = (
+            f"training stopped: {guard.failure}. The last good checkpoint is kept in "
+            f"{run_dir / 'checkpoints'}; lower the learning rates or loss weights and --resume."
+        )
+        print(message, file=sys.stderr, flush=True)
+        _write_json(run_dir / "status.json", {"status": "failed", "reason": guard.failure})
+        return EXIT_NON_FINITE
+    from keras_facehallu.presets import save_to_preset
+
+    final = run_dir / "final"
+    if final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    save_to_preset(gan.generator, final, metadata={**meta, "epoch": cfg.epochs})
+    _write_json(run_dir / "status.json", {"status": "finished", "epoch": cfg.epochs})
+    print(f"finished: {run_dir} (generator preset in {final}, version {__version__})", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--config", default="cascaded", choices=sorted(CONFIGS))
+    parser.add_argument("--data", type=Path, help="prepared folder (python -m training.prepare)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of numbered runs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one config field (JSON value), e.g. --set width=0.25")
+    parser.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")
+    parser.add_argument("--verbose", default="auto", help="fit verbosity: auto, 0, 1 or 2")
+    args = parser.parse_args(argv)
+    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    if args.resume:
+        spec_path = args.resume / "config.json"
+        if not spec_path.is_file():
+            parser.error(f"--resume {args.resume}: no config.json there; is it a run folder?")
+        spec = json.loads(spec_path.read_text())
+        cfg = TrainConfig.from_dict(spec["train"])
+        return run(cfg, Path(spec["data"]), args.resume, resume=True, verbose=verbose)
+    if args.data is None:
+        parser.error("--data is required (a folder written by python -m training.prepare)")
+    if not (args.data / "manifest.json").is_file():
+        parser.error(f"--data {args.data}: no manifest.json; run python -m training.prepare first")
+    overrides = dict(parse_override(s) for s in args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    cfg = get_config(args.config, **overrides)
+    import keras
+
+    from keras_facehallu.version import __version__
+
+    run_dir = next_run_dir(args.runs, cfg.name)
+    run_dir.mkdir(parents=True)
+    _write_json(
+        run_dir / "config.json",
+        {
+            "train": cfg.to_dict(),
+            "data": str(args.data.resolve()),
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "keras_facehallu_version": __version__,
+        },
+    )
+    print(f"run folder: {run_dir}", flush=True)
+    return run(cfg, args.data.resolve(), run_dir, verbose=verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -71,7 +71,7 @@ def build_generator_block(size: int, width: float = 1.0, name: str | None = None
         width: multiplier on every filter count and fc size (1.0 = the paper's tables).
         name: model name (default ``block_{size}``).
         seed: base seed of the kernel initializers (``None``: Keras' global seeding).
-        kernel_initializer: one initializer for every kernel instead of the seeded Glorot ones
+        kernel_initializer: one initializer for every kernel instead of the seeded He-uniform ones
             (e.g. ``"zeros"`` to build a big block quickly when weights are loaded right after).
 
     Returns:

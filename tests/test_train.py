@@ -85,6 +85,14 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     assert config["train"]["epochs"] == 4 and config["data"] == str(tiny_data)
     assert not list(run_dir.rglob(".*tmp*"))
 
+    from training.figure import main as figure_main
+
+    assert figure_main([str(run_dir), "--count", "2"]) == 0
+    from PIL import Image
+
+    width = Image.open(run_dir / "epochs.png").size[0]
+    assert width >= 4 * 128  # original, input, epoch 1, epoch 4
+
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
     from training.callbacks import EpochCheckpoint, NonFiniteGuard

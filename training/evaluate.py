@@ -88,13 +88,21 @@ def build_methods(args, masked, masks):
             import keras
 
             _register_model_classes()
-            model = keras.saving.load_model(path)
+            if str(path).endswith(".keras"):
+                model = keras.saving.load_model(path)
+            else:  # a preset folder or a registered preset name
+                from keras_facehallu.presets import load_preset
+
+                model = load_preset(path, paste_face=not args.raw_output)
             if not hasattr(model, "hallucinate"):
                 raise SystemExit(f"--model {path}: a {type(model).__name__}, not a hallucinator")
             return to_uint8(model.hallucinate(masked, masks.astype(np.float32),
                                               batch_size=args.batch_size))
 
-        methods.append((_unique_name(Path(path).stem, taken), "model", produce))
+        label = Path(path).stem if str(path).endswith(".keras") else Path(path).name
+        if label in ("final", "") or label.startswith("epoch-"):
+            label = "-".join(Path(path).parts[-2:])  # e.g. 00000-cpu_small-final
+        methods.append((_unique_name(label, taken), "model", produce))
     radius = args.inpaint_radius
     methods.append((_unique_name(BASELINES[0], taken), "baseline",
                     lambda: inpaint_context(masked, masks, "telea", radius)))
@@ -192,8 +200,15 @@ def evaluate(args) -> dict:
     if args.baselines_only and args.model:
         raise SystemExit("--baselines-only and --model exclude each other")
     for path in args.model or []:
-        if not Path(path).is_file():
+        if str(path).endswith(".keras") and not Path(path).is_file():
             raise SystemExit(f"--model {path}: no such file (expected a .keras file)")
+        if not str(path).endswith(".keras"):
+            from keras_facehallu.presets import PresetError, resolve_preset
+
+            try:
+                resolve_preset(path)
+            except PresetError as exc:
+                raise SystemExit(f"--model {path}: {exc}") from None
     if not Path(args.data).is_dir():
         raise SystemExit(f"--data {args.data}: no such folder (expected a prepared folder)")
     metric_names = list(args.metrics or (*TABLE6_METRICS, *EXTRA_METRICS))
@@ -261,7 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="prepared folder (manifest + shards)")
     parser.add_argument("--split", default="validation", choices=("train", "validation"))
-    parser.add_argument("--model", action="append", help=".keras file; repeat for several")
+    parser.add_argument("--model", action="append",
+                        help=".keras file, preset folder or preset name; repeat for several")
+    parser.add_argument("--raw-output", action="store_true",
+                        help="presets: score the generator's own face pixels (default: the "
+                             "original face pasted back, as facehallu and the baselines do)")
     parser.add_argument("--baselines-only", action="store_true", help="evaluate no model")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument("--out", required=True, help="output folder")

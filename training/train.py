@@ -25,6 +25,11 @@ from pathlib import Path
 
 from training.configs import CONFIGS, TrainConfig, get_config, parse_override
 
+# TensorFlow 2.21's oneDNN graph rewrites crash (SIGSEGV) in the compiled test step once the
+# perceptual and identity networks are in the graph; plain Eigen kernels are stable. Set before
+# TensorFlow is imported; export TF_ENABLE_ONEDNN_OPTS=1 to override.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 EXIT_NON_FINITE = 3
 
 
@@ -63,10 +68,19 @@ def build_gan(cfg: TrainConfig):
     gan = HallucinationGAN(
         generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm
     )
+    loss = LossConfig.preset(cfg.loss_preset, **cfg.loss)
+    perceptual_net = None
+    if loss.active("pc") and loss.perceptual_network == "inception":
+        from keras_facehallu.nets.backbones import build_perceptual_network
+
+        perceptual_net = build_perceptual_network(
+            "inception", loss.perceptual_layers, resize=cfg.perceptual_resize
+        )
     gan.compile(
         g_optimizer=keras.optimizers.Adam(cfg.lr_g, beta_1=cfg.beta_1, name="g_adam"),
         d_optimizer=keras.optimizers.Adam(cfg.lr_d, beta_1=cfg.beta_1, name="d_adam"),
-        loss_config=LossConfig.preset(cfg.loss_preset, **cfg.loss),
+        loss_config=loss,
+        perceptual_net=perceptual_net,
     )
     return gan
 
@@ -154,12 +168,17 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
         steps_done = initial_epoch * (cfg.steps_per_epoch or _count_batches(train_ds))
         callbacks.append(ProgressiveGrowing(cfg.steps_per_phase, initial_step=steps_done))
     try:
+        if not cfg.tensorboard:
+            raise ImportError("tensorboard switched off")
         import tensorflow  # noqa: F401
 
-        board = keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False)
+        board = keras.callbacks.TensorBoard(
+            str(run_dir / "tensorboard"), write_graph=False, update_freq=50
+        )
         callbacks.append(board)
     except ImportError:
-        print("TensorFlow not installed: no TensorBoard logs (log.csv has every loss)", flush=True)
+        print("no TensorBoard logs (off, or TensorFlow not installed); log.csv has every loss",
+              flush=True)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     _write_json(run_dir / "status.json", {"status": "running", "epoch": initial_epoch})

@@ -32,7 +32,10 @@ from keras_facehallu.background.replace import (
 from keras_facehallu.background.saliency import saliency_details
 from keras_facehallu.background.segmentation import get_segmenter
 
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
+try:  # run as a script or as a module
+    from _machine import LFW, cpu_model
+except ImportError:
+    from benchmarks._machine import LFW, cpu_model
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -43,16 +46,6 @@ def _median_ms(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     segmenter = get_segmenter()
     warnings.simplefilter("ignore")
 
-    print(f"Machine: {platform.machine()}, {_cpu_model()}; median of {args.repeats} runs, 1 image.")
+    print(f"Machine: {platform.machine()}, {cpu_model()}; median of {args.repeats} runs, 1 image.")
     print()
     print("| size | segmentation | saliency | cleanup+feather | blending | replace_background "
           "(total) | hard paste | blending / hard paste |")

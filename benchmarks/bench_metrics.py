@@ -15,24 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+try:  # run as a script or as a module
+    from _machine import LFW, cpu_model
+except ImportError:
+    from benchmarks._machine import LFW, cpu_model
 
 
 def _data(count: int):
@@ -114,7 +105,7 @@ def main(argv=None) -> None:
         scaled("PieAPP network (9 patches/image; random weights: speed only)",
                _time(lambda: pieapp_scores(net, noisy, images)))
 
-    print(f"Machine: 2-core CPU VM, no GPU ({_cpu_model()}); {datetime.date.today()}; "
+    print(f"Machine: 2-core CPU VM, no GPU ({cpu_model()}); {datetime.date.today()}; "
           f"{n} images timed, scaled linearly to 1,000. CPU shared with other jobs: noisy.")
     print()
     print("| metric / baseline | seconds for the timed images | seconds per 1,000 images | note |")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -28,6 +27,11 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+
+try:  # run as a script or as a module
+    from _machine import cpu_model
+except ImportError:
+    from benchmarks._machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,16 +110,6 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
         keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None):

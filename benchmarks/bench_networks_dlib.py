@@ -18,17 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+try:  # run as a script or as a module
+    from _machine import LFW, cpu_model
+except ImportError:
+    from benchmarks._machine import LFW, cpu_model
 
 
 def _faces(folder: Path, count: int):
@@ -88,7 +81,7 @@ def bench_dlib(images: int = 32, batch_size: int = 16, folder: Path = LFW) -> st
     base = rows[0][2]
     lines = [
         f"dlib face-recognition ResNet, {images} real LFW faces, batch {batch_size}; "
-        f"{_cpu_model()}, {platform.machine()}, {time.strftime('%Y-%m-%d')}",
+        f"{cpu_model()}, {platform.machine()}, {time.strftime('%Y-%m-%d')}",
         "",
         "| network | input | ms/image | vs dlib |",
         "|---|---|---:|---:|",

@@ -9,7 +9,6 @@ the same batch size, in the same run; one warm-up batch each is not timed. Print
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -18,17 +17,10 @@ from PIL import Image
 
 from keras_facehallu.nets.fid_inception import FID_INCEPTION, fid_features
 
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+try:  # run as a script or as a module
+    from _machine import LFW, cpu_model
+except ImportError:
+    from benchmarks._machine import LFW, cpu_model
 
 
 def _images(folder: Path, count: int) -> np.ndarray:
@@ -87,7 +79,7 @@ def main(argv=None) -> None:
         rows.append(("TorchScript reference: torch not installed", float("nan")))
 
     print(f"FID Inception-v3, {args.images} LFW 128×128 crops resized to 299, batch "
-          f"{args.batch_size}; {_cpu_model()}\n")
+          f"{args.batch_size}; {cpu_model()}\n")
     print("| network | ms/image | ratio to torch |")
     print("|---|---:|---:|")
     torch_ms = rows[-1][1] / args.images * 1e3

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -32,12 +31,10 @@ sys.path.insert(0, str(REPO))  # export/ and serving/ are repo-level tools, not 
 from export.savedmodel import export_savedmodel  # noqa: E402
 from serving.client import PredictionClient  # noqa: E402
 
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+try:  # run as a script or as a module
+    from _machine import cpu_model
+except ImportError:
+    from benchmarks._machine import cpu_model
 
 
 def _inputs(batch: int):
@@ -139,7 +136,7 @@ def main(argv=None) -> None:
     print(f"Serving benchmark: CascadedHallucinator(width={args.width:g}) "
           f"({model.count_params():,} parameters), random weights, uint8 `serving_default`; "
           f"{args.requests} timed requests per client after one warm-up each; "
-          f"{_cpu_model()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}.\n")
+          f"{cpu_model()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}.\n")
     print("| batch | clients | gRPC p50 ms | gRPC p99 ms | gRPC img/s | in-process p50 ms | "
           "in-process p99 ms | in-process img/s | ratio (gRPC ÷ in-process img/s) |")
     print("|---|---|---|---|---|---|---|---|---|")

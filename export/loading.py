@@ -71,12 +71,12 @@ def load_model(model=None, config=None, weights=None, preset=None):
         except (TypeError, ValueError) as err:
             raise ExportError(f"--model {str(path)!r}: cannot load it ({err})") from err
     if preset is not None:
-        from keras_facehallu.cascade import CascadedHallucinator
+        from keras_facehallu.presets import PresetError, load_preset
 
-        if not hasattr(CascadedHallucinator, "from_preset"):
-            raise ExportError(f"--preset {preset!r}: presets arrive with issue 7; "
-                              "use --model or --config/--weights for now")
-        return CascadedHallucinator.from_preset(preset)
+        try:
+            return load_preset(preset)
+        except PresetError as err:
+            raise ExportError(f"--preset {preset!r}: {err}") from err
     config_path = Path(config)
     if not config_path.is_file():
         raise ExportError(f"--config: expected a JSON file, found no file at {str(config_path)!r}")

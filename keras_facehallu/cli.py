@@ -74,7 +74,9 @@ def _write_face(result, output, namer, photo, model_meta, background, paste):
     from keras_facehallu.outputs import paste_into_photo, write_png
     from keras_facehallu.sheets import image_grid
 
-    stem = namer.stem(f"{result.display}_face{result.face_index}")
+    from keras_facehallu.outputs import safe_stem
+
+    stem = namer.stem(f"{safe_stem(result.display)}_face{result.face_index}")
     files = {}
     files["result"] = write_png(namer.path(f"{stem}.png"), output, model_meta)
     if photo is not None:

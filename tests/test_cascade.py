@@ -129,8 +129,8 @@ def test_uint8_bool_and_float_inputs_agree(model, batch):
     b = model.hallucinate(*as_float, batch_size=1)
     c = model.hallucinate(masked, mask.astype("uint8") * 255)
     assert a.shape == (2, 128, 128, 3) and a.dtype == np.float32
-    np.testing.assert_allclose(a, b, atol=1e-5)
-    np.testing.assert_allclose(a, c, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-4)  # float32 round-off grows with He-init activations
+    np.testing.assert_allclose(a, c, atol=1e-4)
     single = to_model_inputs(masked[0], mask[0].astype("uint8"))
     assert single["masked_image"].shape == (1, 128, 128, 3)
     assert single["mask"].shape == (1, 128, 128, 1)

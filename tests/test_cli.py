@@ -67,7 +67,8 @@ def test_folder_run_writes_results_and_reports_failures(inputs, test_preset, tmp
         assert meta["facehallu:preset"] == "untrained_test"
     names = sorted(p.name for p in out.iterdir())
     assert "summary.json" in names
-    assert all(" " not in n and "(" not in n for n in names)
+    assert all(" " not in n and "(" not in n and ".jpg" not in n for n in names)
+    assert "b_face0.png" in names and "Some_Person_a_photo_1_face0_sheet.png" in names
     assert not [p for p in out.rglob("*") if p.parent != out]  # nothing outside the folder
 
 

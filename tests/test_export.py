@@ -172,3 +172,15 @@ def test_portable_export_parity(model, keras_file, tmp_path, fmt):
     # the command loads the .keras file, exports, and checks the file against that model
     assert main([fmt, "--model", str(keras_file), "--out", str(path)]) == 0
     assert check_parity(model, path, fmt, batch=2) <= 1e-4  # and against the original model
+
+
+def test_load_model_from_a_preset_folder(tmp_path):
+    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.presets import save_to_preset
+
+    model = CascadedHallucinator(width=1 / 32, seed=1)
+    folder = save_to_preset(model, tmp_path / "preset")
+    loaded = load_model(preset=str(folder))
+    assert loaded.count_params() == model.count_params()
+    with pytest.raises(ExportError, match="unknown preset"):
+        load_model(preset="no_such_preset")

@@ -85,6 +85,20 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     assert config["train"]["epochs"] == 4 and config["data"] == str(tiny_data)
     assert not list(run_dir.rglob(".*tmp*"))
 
+    from keras_facehallu.presets import load_preset
+    from training.export_generator import export_generator
+
+    exported = export_generator(run_dir, tmp_path / "exported", paste_face=True)
+    model = load_preset(exported)
+    assert model.paste_face and model.preset_metadata["epoch"] == 4
+    snapshot = load_preset(run_dir / "snapshots" / "epoch-0004", paste_face=True)
+    masked = np.zeros((1, 128, 128, 3), np.float32)
+    mask = np.ones((1, 128, 128, 1), np.float32)
+    mask[:, :20] = 0
+    np.testing.assert_array_equal(
+        model.hallucinate(masked, mask), snapshot.hallucinate(masked, mask)
+    )
+
     from training.figure import main as figure_main
 
     assert figure_main([str(run_dir), "--count", "2"]) == 0

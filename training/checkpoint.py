@@ -113,3 +113,29 @@ def restore_checkpoint(gan, folder: str | os.PathLike) -> dict | None:
                     )
                 v.assign(value)
     return json.loads((path / "state.json").read_text())
+
+
+def load_generator_weights(generator, folder: str | os.PathLike) -> dict:
+    """Loads only the generator's part of the latest checkpoint (no GAN, no loss networks).
+
+    Args:
+        generator: a freshly built generator of the run's config (same class and width).
+        folder: the run's ``checkpoints`` folder.
+
+    Returns:
+        The checkpoint's state (``epoch``, ``logs``).
+    """
+    path = latest_checkpoint(folder)
+    if path is None:
+        raise FileNotFoundError(f"{folder}: no finished checkpoint")
+    with h5py.File(path / "state.h5", "r") as f:
+        stored = f["generator"]
+        variables = list(generator.weights)
+        if len(stored) != len(variables):
+            raise ValueError(
+                f"{path / 'state.h5'}: {len(stored)} generator variables, the model has "
+                f"{len(variables)}; build the generator with the run's config"
+            )
+        for i, v in enumerate(variables):
+            v.assign(stored[f"{i:05d}"][()])
+    return json.loads((path / "state.json").read_text())

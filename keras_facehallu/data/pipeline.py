@@ -36,13 +36,19 @@ def to_model_example(example: dict, flip=None):
     return {"masked_image": masked_image, "mask": mask}, image
 
 
-def _crop_size(folder) -> int:
-    """The crop size recorded by ``training.prepare`` in the manifest (128 when absent)."""
+def _crop_size(folder, paths) -> int:
+    """The crop size: from the manifest of ``training.prepare``, else from the first record."""
+    import tensorflow as tf
+
     from keras_facehallu.data.records import MANIFEST, read_manifest
 
-    if not (Path(folder) / MANIFEST).is_file():
-        return 128
-    return int(read_manifest(folder).get("config", {}).get("size", 128))
+    if (Path(folder) / MANIFEST).is_file():
+        size = read_manifest(folder).get("config", {}).get("size")
+        if size:
+            return int(size)
+    for record in tf.data.TFRecordDataset(paths[:1]).take(1):
+        return int(decode_example(record)["image"].shape[0])
+    raise FileNotFoundError(f"{folder}: the shard {paths[0]} holds no records")
 
 
 def make_dataset(
@@ -111,7 +117,7 @@ def make_dataset(
         dataset = dataset.map(
             to_model_example, num_parallel_calls=autotune, deterministic=deterministic
         )
-    size = _crop_size(folder)
+    size = _crop_size(folder, paths)
 
     def _static(inputs, image):  # decode_png leaves H and W unknown; the models need them
         return (

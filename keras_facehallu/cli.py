@@ -71,10 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_face(result, output, namer, photo, model_meta, background, paste):
-    from keras_facehallu.outputs import paste_into_photo, write_png
+    from keras_facehallu.outputs import paste_into_photo, safe_stem, write_png
     from keras_facehallu.sheets import image_grid
-
-    from keras_facehallu.outputs import safe_stem
 
     stem = namer.stem(f"{safe_stem(result.display)}_face{result.face_index}")
     files = {}

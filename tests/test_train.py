@@ -136,3 +136,24 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_pat
 def test_resume_rejects_a_folder_without_config(tmp_path):
     out = _train(["--resume", str(tmp_path)]).communicate(timeout=120)[0]
     assert "no config.json" in out
+
+
+def test_init_from_preset_copies_the_generator_and_rejects_other_widths(tmp_path):
+    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.presets import save_to_preset
+    from training.train import build_gan, init_generator_from
+
+    cfg = get_config("tiny")
+    source = CascadedHallucinator(width=cfg.width, seed=123)
+    folder = save_to_preset(source, tmp_path / "source", metadata={"description": "seed 123"})
+    gan = build_gan(cfg)  # seed 0: different weights
+    assert not np.allclose(np.array(gan.generator.weights[0]), np.array(source.weights[0]))
+    meta = init_generator_from(gan.generator, folder)
+    assert meta["description"] == "seed 123"
+    for a, b in zip(source.weights, gan.generator.weights, strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+
+    wider = build_gan(get_config("tiny", width=cfg.width * 2))
+    with pytest.raises(ValueError, match="width"):
+        init_generator_from(wider.generator, folder)
+    assert get_config("cpu_small", init_from="lfw_cascade_small").init_from == "lfw_cascade_small"

@@ -41,6 +41,9 @@ class TrainConfig:
         perceptual_resize: side the ``inception`` L_pc network resizes its input to (299 is its
             own; None keeps 128×128, about 5× cheaper).
         tensorboard: write TensorBoard logs (needs TensorFlow).
+        init_from: a preset name or folder whose generator weights start the run (fine-tuning;
+            the discriminators and optimizers start fresh). Ignored when a run is resumed from
+            its own checkpoint.
     """
 
     name: str = "cascaded"
@@ -64,6 +67,7 @@ class TrainConfig:
     sample_count: int = 8
     perceptual_resize: int | None = 299
     tensorboard: bool = True
+    init_from: str | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

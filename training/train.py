@@ -85,6 +85,44 @@ def build_gan(cfg: TrainConfig):
     return gan
 
 
+def init_generator_from(generator, preset: str | os.PathLike) -> dict:
+    """Copies the weights of ``preset``'s generator into ``generator`` (a fine-tuning start).
+
+    Args:
+        generator: the run's generator, built (same class and width as the preset's).
+        preset: a registered preset name or a preset folder.
+
+    Returns:
+        The preset's metadata.
+
+    Example:
+        >>> init_generator_from(gan.generator, "lfw_cascade_small")  # doctest: +SKIP
+    """
+    from keras_facehallu.presets import load_preset
+
+    source = load_preset(preset)
+    if type(source) is not type(generator):
+        raise ValueError(
+            f"init_from {str(preset)!r}: the preset holds a {type(source).__name__}, the run "
+            f"trains a {type(generator).__name__}"
+        )
+    ours, theirs = list(generator.weights), list(source.weights)
+    if len(ours) != len(theirs):
+        raise ValueError(
+            f"init_from {str(preset)!r}: {len(theirs)} weights in the preset, {len(ours)} in the "
+            "run's generator; set the run's width to the preset's"
+        )
+    for v, w in zip(ours, theirs, strict=True):
+        if tuple(v.shape) != tuple(w.shape):
+            raise ValueError(
+                f"init_from {str(preset)!r}: {w.path} has shape {tuple(w.shape)}, the run's "
+                f"{v.path} has {tuple(v.shape)}; set the run's width to the preset's"
+            )
+    for v, w in zip(ours, theirs, strict=True):
+        v.assign(w.value)
+    return source.preset_metadata
+
+
 def _sample_batch(val_ds, count: int):
     import numpy as np
 
@@ -136,6 +174,9 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
     gan = build_gan(cfg)
     state = restore_checkpoint(gan, run_dir / "checkpoints") if resume else None
     initial_epoch = state["epoch"] if state else 0
+    if state is None and cfg.init_from:
+        init_generator_from(gan.generator, cfg.init_from)
+        print(f"generator initialised from preset {cfg.init_from}", flush=True)
     if resume:
         print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
     if initial_epoch >= cfg.epochs:
@@ -170,6 +211,7 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
     try:
         if not cfg.tensorboard:
             raise ImportError("tensorboard switched off")
+        import tensorboard  # noqa: F401  (tf.summary needs it; TensorFlow 2.21 does not pull it)
         import tensorflow  # noqa: F401
 
         board = keras.callbacks.TensorBoard(
@@ -177,8 +219,8 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
         )
         callbacks.append(board)
     except ImportError:
-        print("no TensorBoard logs (off, or TensorFlow not installed); log.csv has every loss",
-              flush=True)
+        print("no TensorBoard logs (off, or TensorFlow or tensorboard not installed: pip install "
+              "'keras-facehallu[train]'); log.csv has every loss", flush=True)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     _write_json(run_dir / "status.json", {"status": "running", "epoch": initial_epoch})

@@ -55,7 +55,8 @@ def test_evaluate_writes_table_csv_json_and_sheet(prepared, tiny_model, tmp_path
     out = tmp_path / "eval"
     cache = tmp_path / "cache"
     argv = ["--data", str(prepared), "--model", str(tiny_model), "--out", str(out),
-            "--cache-dir", str(cache), "--no-download", "--kid-subsets", "5", "--quiet"]
+            "--cache-dir", str(cache), "--no-download", "--kid-subsets", "5", "--quiet",
+            "--bootstrap", "4"]
     assert evaluate.main(argv) == 0
 
     payload = json.loads((out / "results.json").read_text())
@@ -75,7 +76,14 @@ def test_evaluate_writes_table_csv_json_and_sheet(prepared, tiny_model, tmp_path
         assert values[name]["ssim_hallucinated"] < values[name]["ssim"]
     assert "PieAPP" in payload["unavailable"]["perceptual error (PieAPP)"]
 
+    boot = payload["fid_bootstrap"]
+    assert boot["resamples"] == 4 and set(boot["percentiles"]) == set(methods)
+    assert set(boot["wins"]) == {"tiny"} and set(boot["wins"]["tiny"]) == set(evaluate.BASELINES)
+    for p5, p50, p95 in boot["percentiles"].values():
+        assert 0 <= p5 <= p50 <= p95
+
     table = (out / "results.md").read_text()
+    assert "FID bootstrap (4 paired resamples" in table
     header = table.splitlines()[2]
     for title in ("match score", "SSIM", "FID", "perceptual error (PieAPP)",
                   "verification rate", "SSIM (hallucinated region)", "KID"):

@@ -370,3 +370,21 @@ def test_pieapp_port_matches_pytorch_reference_on_random_weights(tmp_path, lfw_p
             score, weight = net(to_patches(d_img), to_patches(r_img))
         expected.append(float((score * weight).sum() / weight.sum()))
     np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-5)
+
+
+def test_bootstrap_fid_is_paired_seeded_and_checks_shapes(rng):
+    from keras_facehallu.metrics.fid import bootstrap_fid
+
+    real = rng.normal(size=(60, 6))
+    close, far = real + 0.05 * rng.normal(size=real.shape), real + 1.0
+    runs = bootstrap_fid(real, {"close": close, "far": far, "same": real}, resamples=12, seed=3)
+    assert all(v.shape == (12,) for v in runs.values())
+    assert (runs["close"] < runs["far"]).all()  # paired: the same images in every resample
+    np.testing.assert_allclose(runs["same"], 0.0, atol=1e-6)
+    again = bootstrap_fid(real, {"close": close}, resamples=12, seed=3)
+    np.testing.assert_array_equal(again["close"], runs["close"])
+    assert not np.allclose(runs["close"], runs["close"].mean())  # resamples differ
+    with pytest.raises(ValueError, match="pairs image i"):
+        bootstrap_fid(real, {"short": close[:-1]})
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_fid(real, {"close": close}, resamples=0)

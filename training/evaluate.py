@@ -15,6 +15,10 @@ the same images. Written to ``--out``:
   KID standard deviations);
 - ``sheet.png``: rows original | masked | each method's output, one column per image.
 
+``--bootstrap B`` adds a paired bootstrap of FID (B resamples of the images, the same ones for
+every method): each method's 5th/50th/95th percentile and, for each model, the share of resamples
+in which its FID is below each baseline's — whether a lead survives resampling the faces.
+
 Real-image Inception features are cached under a hash of the prepared folder's manifest, the split
 and ``--limit``, and of the FID detector's sha256 (``--cache-dir``, default under ``$KERAS_HOME``).
 FID and KID on a few hundred images are biased and noisy; compare numbers only at equal N.
@@ -129,7 +133,34 @@ def format_value(name: str, value) -> str:
     return f"{value:.3f}"
 
 
-def write_outputs(out: Path, rows, metric_names, reasons, settings) -> None:
+def summarise_bootstrap(runs: dict, rows) -> dict:
+    """Percentiles of each method's bootstrap FIDs and each model's share of wins per baseline."""
+    kinds = {row["method"]: row["kind"] for row in rows}
+    baselines = [name for name in runs if kinds.get(name) == "baseline"]
+    summary = {"resamples": int(len(next(iter(runs.values())))), "percentiles": {}, "wins": {}}
+    for name, values in runs.items():
+        summary["percentiles"][name] = [float(np.percentile(values, q)) for q in (5, 50, 95)]
+        if kinds.get(name) == "model":
+            summary["wins"][name] = {b: float(np.mean(values < runs[b])) for b in baselines}
+    return summary
+
+
+def bootstrap_lines(summary: dict) -> list[str]:
+    """The bootstrap section of results.md."""
+    baselines = sorted({b for wins in summary["wins"].values() for b in wins},
+                       key=lambda b: list(summary["percentiles"]).index(b))
+    header = ["method", "FID 5 %", "FID 50 %", "FID 95 %",
+              *[f"FID below {b} in" for b in baselines]]
+    lines = ["", f"FID bootstrap ({summary['resamples']} paired resamples of the images):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, (p5, p50, p95) in summary["percentiles"].items():
+        wins = summary["wins"].get(name)
+        cells = [f"{100 * wins[b]:.0f} %" if wins else "—" for b in baselines]
+        lines.append(f"| {name} | {p5:.2f} | {p50:.2f} | {p95:.2f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_outputs(out: Path, rows, metric_names, reasons, settings, bootstrap=None) -> None:
     """results.md, results.csv and results.json."""
     from keras_facehallu.metrics import get_metric
 
@@ -145,6 +176,8 @@ def write_outputs(out: Path, rows, metric_names, reasons, settings) -> None:
     for row in rows:
         cells = [row["method"]] + [format_value(n, row["values"].get(n)) for n in metric_names]
         lines.append("| " + " | ".join(cells) + " |")
+    if bootstrap:
+        lines += bootstrap_lines(bootstrap)
     if reasons:
         lines += ["", "Unavailable:"]
         lines += [f"- {title}: {reason}" for title, reason in sorted(reasons.items())]
@@ -168,6 +201,8 @@ def write_outputs(out: Path, rows, metric_names, reasons, settings) -> None:
         "unavailable": reasons,
         "results": rows,
     }
+    if bootstrap:
+        payload["fid_bootstrap"] = bootstrap
     (out / "results.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
 
@@ -254,15 +289,29 @@ def evaluate(args) -> dict:
         rows.append({"method": name, "kind": kind, "values": values,
                      "kid_std": ctx.kid_std.get(name)})
     progress.close()
+    bootstrap = None
+    if args.bootstrap and "fid" in metric_names and all(
+        row["values"].get("fid") is not None for row in rows
+    ):
+        from keras_facehallu.metrics.registry import fake_features
+
+        real = ctx.real_features(originals)
+        fakes = {name: fake_features(EvalBatch(originals, outputs[name], masks), ctx, name)
+                 for name in outputs}
+        runs = fid_lib.bootstrap_fid(real, fakes, resamples=args.bootstrap, seed=args.seed)
+        bootstrap = summarise_bootstrap(runs, rows)
+    elif args.bootstrap:
+        reasons["FID bootstrap"] = "needs FID for every method (in --metrics and available)"
 
     settings = {
         "data": str(args.data), "split": args.split, "n": int(len(originals)),
         "limit": args.limit, "models": list(args.model or []), "seed": args.seed,
         "inpaint_radius": args.inpaint_radius, "kid_subsets": args.kid_subsets,
         "mean_context_limit": args.mean_context_limit, "real_data_hash": data_hash,
+        "bootstrap": args.bootstrap,
         "date": datetime.date.today().isoformat(), "sources": sources,
     }
-    write_outputs(out, rows, metric_names, reasons, settings)
+    write_outputs(out, rows, metric_names, reasons, settings, bootstrap)
     write_sheet(out / "sheet.png", originals, masked, outputs, args.sheet_count)
     if not args.quiet:
         print((out / "results.md").read_text())
@@ -292,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean-context-limit", type=int, default=None,
                         help="average only the first N train images for the mean context")
     parser.add_argument("--kid-subsets", type=int, default=100)
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                        help="paired bootstrap of FID with B resamples of the images (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of KID's subset sampling")
     parser.add_argument("--pieapp-weights", default=None,
                         help="explicit PieAPPv0.1.pth (else the registered, verified asset)")
@@ -309,6 +360,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.limit is not None and args.limit < 2:
         raise SystemExit(f"--limit: expected at least 2 images, found {args.limit}")
+    if args.bootstrap < 0:
+        raise SystemExit(f"--bootstrap: expected 0 or more resamples, found {args.bootstrap}")
     evaluate(args)
     return 0
 

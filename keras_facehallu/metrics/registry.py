@@ -172,6 +172,11 @@ def _fake_features(batch, ctx, key):
     return ctx.memo(("fake_features", key), lambda: ctx.fid_features(batch.outputs))
 
 
+def fake_features(batch, ctx, key):
+    """The FID detector's features of ``batch.outputs``, computed once per method ``key``."""
+    return _fake_features(batch, ctx, key)
+
+
 def _fid(batch, ctx, key):
     return fid_lib.fid_from_features(ctx.real_features(batch.originals),
                                      _fake_features(batch, ctx, key))

@@ -298,7 +298,8 @@ def evaluate(args) -> dict:
         real = ctx.real_features(originals)
         fakes = {name: fake_features(EvalBatch(originals, outputs[name], masks), ctx, name)
                  for name in outputs}
-        runs = fid_lib.bootstrap_fid(real, fakes, resamples=args.bootstrap, seed=args.seed)
+        runs = fid_lib.bootstrap_fid(real, fakes, resamples=args.bootstrap, seed=args.seed,
+                                     progress=not args.quiet)
         bootstrap = summarise_bootstrap(runs, rows)
     elif args.bootstrap:
         reasons["FID bootstrap"] = "needs FID for every method (in --metrics and available)"

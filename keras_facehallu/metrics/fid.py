@@ -131,7 +131,8 @@ def fid_from_features(real_features, fake_features, method: str = "auto") -> flo
     return float(max(value, 0.0))
 
 
-def bootstrap_fid(real_features, fake_features: dict, resamples: int = 200, seed: int = 0) -> dict:
+def bootstrap_fid(real_features, fake_features: dict, resamples: int = 200, seed: int = 0,
+                  progress: bool = False) -> dict:
     """FID of each method on ``resamples`` bootstrap resamples of the images, paired.
 
     Each resample draws N image indices with replacement and uses the same indices for the real
@@ -143,6 +144,7 @@ def bootstrap_fid(real_features, fake_features: dict, resamples: int = 200, seed
         fake_features: method name -> [N, D] features of its outputs, row i for image i.
         resamples: number of resamples.
         seed: seed of the index draws.
+        progress: show a tqdm progress bar (one step per resample).
 
     Returns:
         method name -> [resamples] array of FIDs.
@@ -165,7 +167,9 @@ def bootstrap_fid(real_features, fake_features: dict, resamples: int = 200, seed
         raise ValueError(f"bootstrap_fid: resamples must be >= 1, found {resamples}")
     rng = np.random.default_rng(seed)
     out = {name: np.empty(resamples) for name in fakes}
-    for b in range(resamples):
+    from tqdm.auto import tqdm
+
+    for b in tqdm(range(resamples), desc="FID bootstrap", unit="resample", disable=not progress):
         idx = rng.integers(0, len(real), len(real))
         for name, f in fakes.items():
             out[name][b] = fid_from_features(real[idx], f[idx])

@@ -48,6 +48,7 @@ def _train(args, **kwargs):
     )
 
 
+@pytest.mark.multibackend  # training.train must run on JAX too (the GPU path of this project)
 def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     runs = tmp_path / "runs"
     proc = _train(["--config", "tiny", "--data", str(tiny_data), "--runs", str(runs),

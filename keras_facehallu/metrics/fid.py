@@ -155,6 +155,8 @@ def bootstrap_fid(real_features, fake_features: dict, resamples: int = 200, seed
         >>> bool((runs["same"] < runs["shifted"]).all())
         True
     """
+    from tqdm.auto import tqdm
+
     real = np.asarray(real_features, np.float64)
     fakes = {name: np.asarray(f, np.float64) for name, f in fake_features.items()}
     for name, f in fakes.items():
@@ -167,8 +169,6 @@ def bootstrap_fid(real_features, fake_features: dict, resamples: int = 200, seed
         raise ValueError(f"bootstrap_fid: resamples must be >= 1, found {resamples}")
     rng = np.random.default_rng(seed)
     out = {name: np.empty(resamples) for name in fakes}
-    from tqdm.auto import tqdm
-
     for b in tqdm(range(resamples), desc="FID bootstrap", unit="resample", disable=not progress):
         idx = rng.integers(0, len(real), len(real))
         for name, f in fakes.items():

@@ -168,23 +168,19 @@ def _verification(batch, ctx, key):
     return match_lib.verification_rate(a, b)
 
 
-def _fake_features(batch, ctx, key):
-    return ctx.memo(("fake_features", key), lambda: ctx.fid_features(batch.outputs))
-
-
 def fake_features(batch, ctx, key):
     """The FID detector's features of ``batch.outputs``, computed once per method ``key``."""
-    return _fake_features(batch, ctx, key)
+    return ctx.memo(("fake_features", key), lambda: ctx.fid_features(batch.outputs))
 
 
 def _fid(batch, ctx, key):
     return fid_lib.fid_from_features(ctx.real_features(batch.originals),
-                                     _fake_features(batch, ctx, key))
+                                     fake_features(batch, ctx, key))
 
 
 def _kid(batch, ctx, key):
     mean, std = kid_lib.kernel_inception_distance(
-        ctx.real_features(batch.originals), _fake_features(batch, ctx, key),
+        ctx.real_features(batch.originals), fake_features(batch, ctx, key),
         num_subsets=ctx.kid_subsets, seed=ctx.seed,
     )
     ctx.kid_std[key] = std

@@ -219,9 +219,9 @@ def test_identity_network_is_frozen_differentiable_and_close_to_dlib(faces, dat_
     assert border == 0
 
 
-def _people_with_two_photos(lfw_dir: Path, count: int) -> list:
+def _people_with_two_photos(photos_dir: Path, count: int) -> list:
     found = []
-    for person in sorted(p for p in lfw_dir.iterdir() if p.is_dir()):
+    for person in sorted(p for p in photos_dir.iterdir() if p.is_dir()):
         photos = sorted(person.glob("*.jpg"))
         if len(photos) >= 2:
             found.append(photos[:2])
@@ -230,10 +230,10 @@ def _people_with_two_photos(lfw_dir: Path, count: int) -> list:
     return found
 
 
-def test_same_person_pairs_score_higher_than_different_people(lfw_dir, dlib_tools):
+def test_same_person_pairs_score_higher_than_different_people(faces_dir, dlib_tools):
     detector, _, sp68 = dlib_tools
     crops, owners = [], []
-    for index, photos in enumerate(_people_with_two_photos(lfw_dir, 5)):
+    for index, photos in enumerate(_people_with_two_photos(faces_dir, 5)):
         for path in photos:
             image = _load_rgb(path)
             boxes = detector(image, 1)

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, lfw_dir):
-    return make_tiny_prepared(tmp_path_factory.mktemp("data"), lfw_dir, n_train=6, n_val=2)
+def tiny_data(tmp_path_factory, faces_dir):
+    return make_tiny_prepared(tmp_path_factory.mktemp("data"), faces_dir, n_train=6, n_val=2)
 
 
 def test_named_configs_resolve():

@@ -1,5 +1,8 @@
 """Tiny prepared folders for model/training tests: real LFW photos, no detector.
 
+The photos come from a folder laid out as LFW (``NAME/NAME_0001.jpg``), normally the photos shipped
+in ``tests/fixtures/faces`` (the ``faces_dir`` fixture).
+
 The photos are centre-cropped and resized to 128x128 and get an elliptic "face mask"; the format
 is exactly that of ``python -m training.prepare`` (see ``keras_facehallu.data.records``).
 """
@@ -17,15 +20,20 @@ def ellipse_mask(size: int = 128) -> np.ndarray:
     return (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0).astype(np.uint8)[..., None]
 
 
-def make_tiny_prepared(folder: Path, lfw_dir: Path, n_train: int = 8, n_val: int = 4) -> Path:
-    """Writes ``train`` and ``validation`` shards of real LFW photos into ``folder``."""
+def make_tiny_prepared(folder: Path, photos_dir: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    """Writes ``train`` and ``validation`` shards of real photos into ``folder``: the first photo
+    of each of the first ``n_train + n_val`` people (by name) in ``photos_dir``."""
     from PIL import Image
 
     from keras_facehallu.data.records import shard_name, write_examples, write_manifest
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    people = sorted(p for p in Path(lfw_dir).iterdir() if p.is_dir())[: n_train + n_val]
+    people = sorted(p for p in Path(photos_dir).iterdir() if p.is_dir())[: n_train + n_val]
+    if len(people) < n_train + n_val:
+        raise ValueError(
+            f"{photos_dir}: {len(people)} people, need {n_train + n_val} (n_train + n_val)"
+        )
     mask = ellipse_mask()
     examples = []
     for index, person in enumerate(people):
@@ -39,7 +47,7 @@ def make_tiny_prepared(folder: Path, lfw_dir: Path, n_train: int = 8, n_val: int
                 "transform": np.array([1, 0, 0, 0, 1, 0], np.float32),
                 "person": person.name,
                 "person_index": index,
-                "source": str(photo.relative_to(lfw_dir)),
+                "source": str(photo.relative_to(photos_dir)),
             }
         )
     shards = {"train": [shard_name("train", 0, 1)], "validation": [shard_name("validation", 0, 1)]}

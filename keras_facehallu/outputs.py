@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.atomic import atomic_path
 from keras_facehallu.version import __version__
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -40,8 +40,17 @@ def synthetic_metadata(model: str, preset: str, **extra) -> dict:
     return meta
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray, metadata: dict | None = None) -> Path:
-    """Writes a uint8 RGB (or gray) image as PNG atomically, with text ``metadata``."""
+def write_png(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    metadata: dict | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Writes a uint8 RGB (or gray) image as PNG atomically, with text ``metadata``.
+
+    The file gets the usual permissions (``0o666 & ~umask``). With ``overwrite=False`` an existing
+    file is left alone and ``FileExistsError`` is raised.
+    """
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
@@ -54,14 +63,8 @@ def write_png(path: str | os.PathLike, image: np.ndarray, metadata: dict | None 
         raise ValueError(f"write_png({path}): expected uint8 pixels, found {image.dtype}")
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         Image.fromarray(image).save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -98,11 +101,21 @@ class OutputNamer:
         return stem
 
     def path(self, filename: str) -> Path:
-        """``folder / filename``, refusing anything that would land outside the folder."""
-        path = (self.folder / filename).resolve()
-        if path.parent != self.folder:
+        """``folder / filename``, refusing anything that would land outside the folder.
+
+        A symbolic link already at that name is refused (never written through), so a link
+        planted in the output folder fails that one output, not the run.
+        """
+        name = str(filename)
+        if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
             raise ValueError(
                 f"output name {filename!r} would leave the output folder {self.folder}"
+            )
+        path = self.folder / name
+        if path.is_symlink():
+            raise ValueError(
+                f"{path} is a symbolic link (to {os.readlink(path)}); refusing to write through "
+                "it. Remove it or choose another output folder"
             )
         return path
 

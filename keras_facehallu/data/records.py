@@ -29,10 +29,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_facehallu.atomic import atomic_path, write_json
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation")
@@ -130,19 +131,13 @@ def write_examples(path: str | os.PathLike, examples) -> int:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     count = 0
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
+    with atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
             for position, example in enumerate(examples):
                 _check_example(example, position)
                 writer.write(serialize_example(example))
                 count += 1
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return count
 
 
@@ -150,14 +145,7 @@ def write_json_atomic(path: str | os.PathLike, data) -> None:
     """Writes JSON to a temporary file and renames it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_json(path, data)
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict) -> Path:

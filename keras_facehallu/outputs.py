@@ -1,7 +1,10 @@
-"""Writing results: PNGs marked as synthetic, safe output names, mapping a crop back into a photo.
+"""Writing results: images marked as synthetic, safe output names, mapping a crop back into a photo.
 
-Every PNG the package writes carries text chunks saying it is synthetic and which model, preset and
-package version made it (``Software``, ``Description``, ``facehallu:*``).
+Every image the package writes goes through :func:`write_image` (PNG, JPEG or WebP): it is written
+atomically with the usual permissions, and marked as synthetic twice over -- PNG text chunks
+(``Software``, ``Description``, ``facehallu:*``; a comment in JPEG) and an XMP packet with the
+standard vocabulary, IPTC ``Iptc4xmpExt:DigitalSourceType`` =
+``http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia``.
 
 Example:
     >>> meta = synthetic_metadata(model="CascadedHallucinator", preset="lfw_cascade_small")
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
@@ -21,13 +25,16 @@ from keras_facehallu.atomic import atomic_path
 from keras_facehallu.version import __version__
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+XMP_KEY = "XML:com.adobe.xmp"  # the PNG iTXt keyword that holds an XMP packet
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
-def synthetic_metadata(model: str, preset: str, **extra) -> dict:
-    """PNG text chunks that mark an image as made by this package."""
+def synthetic_metadata(model: str, preset: str, description: str | None = None, **extra) -> dict:
+    """The keys that mark an image as made by this package (PNG text chunks; XMP from them)."""
     meta = {
         "Software": f"keras-facehallu {__version__}",
-        "Description": (
+        "Description": description or (
             "Synthetic image: everything outside the face mask was hallucinated by a neural "
             "network (keras-facehallu)."
         ),
@@ -40,32 +47,100 @@ def synthetic_metadata(model: str, preset: str, **extra) -> dict:
     return meta
 
 
+def synthetic_xmp(metadata: dict) -> bytes:
+    """An XMP packet saying the image is synthetic (IPTC DigitalSourceType), from ``metadata``.
+
+    Example:
+        >>> b"trainedAlgorithmicMedia" in synthetic_xmp(synthetic_metadata("m", "p"))
+        True
+    """
+    description = metadata.get("Description", "Synthetic image (keras-facehallu).")
+    software = metadata.get("Software", f"keras-facehallu {__version__}")
+    packet = (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about=""\n'
+        '    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"\n'
+        '    xmlns:dc="http://purl.org/dc/elements/1.1/"\n'
+        '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+        f"    Iptc4xmpExt:DigitalSourceType={quoteattr(DIGITAL_SOURCE_TYPE)}\n"
+        f"    xmp:CreatorTool={quoteattr(software)}>\n"
+        "   <dc:description><rdf:Alt><rdf:li xml:lang=\"x-default\">"
+        f"{escape(description)}</rdf:li></rdf:Alt></dc:description>\n"
+        "  </rdf:Description>\n"
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="w"?>'
+    )
+    return packet.encode("utf-8")
+
+
+def write_image(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    metadata: dict | None = None,
+    overwrite: bool = True,
+    quality: int = 95,
+) -> Path:
+    """Writes a uint8 RGB (or gray) image atomically, marked with ``metadata``; returns the path.
+
+    The format follows the suffix (``.png``, ``.jpg``/``.jpeg``, ``.webp``). PNG keeps every key of
+    ``metadata`` as a text chunk; all formats get :func:`synthetic_xmp` when ``metadata`` marks
+    the image as synthetic (``facehallu:synthetic`` = ``"true"``, see
+    :func:`synthetic_metadata`). The file gets the usual permissions (``0o666 & ~umask``); with
+    ``overwrite=False`` an existing file is left alone and ``FileExistsError`` is raised.
+
+    Example:
+        >>> write_image("out.jpg", image, synthetic_metadata("m", "p"))  # doctest: +SKIP
+    """
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"{path}: cannot write a {path.suffix or 'suffix-less'} file; expected one of "
+            f"{sorted(_FORMATS)}"
+        )
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"write_image({path}): expected uint8 pixels, found {image.dtype}")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    metadata = dict(metadata or {})
+    xmp = synthetic_xmp(metadata) if metadata.get("facehallu:synthetic") == "true" else None
+    options = {}
+    if fmt == "PNG":
+        info = PngInfo()
+        for key, value in metadata.items():
+            info.add_text(key, value)
+        if xmp is not None:
+            info.add_itxt(XMP_KEY, xmp.decode("utf-8"))
+        options["pnginfo"] = info
+    else:
+        options["quality"] = quality
+        if xmp is not None:
+            options["xmp"] = xmp
+        if fmt == "JPEG" and "Description" in metadata:
+            options["comment"] = metadata["Description"]
+    with atomic_path(path, overwrite=overwrite, suffix=path.suffix) as tmp:
+        Image.fromarray(image).save(tmp, format=fmt, **options)
+    return path
+
+
 def write_png(
     path: str | os.PathLike,
     image: np.ndarray,
     metadata: dict | None = None,
     overwrite: bool = True,
 ) -> Path:
-    """Writes a uint8 RGB (or gray) image as PNG atomically, with text ``metadata``.
-
-    The file gets the usual permissions (``0o666 & ~umask``). With ``overwrite=False`` an existing
-    file is left alone and ``FileExistsError`` is raised.
-    """
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-
+    """:func:`write_image` for a ``.png`` path (kept for the callers that name the format)."""
     path = Path(path)
-    info = PngInfo()
-    for key, value in (metadata or {}).items():
-        info.add_text(key, value)
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"write_png({path}): expected uint8 pixels, found {image.dtype}")
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG", pnginfo=info)
-    return path
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"write_png({path}): expected a .png path")
+    return write_image(path, image, metadata, overwrite=overwrite)
 
 
 def safe_stem(name: str, max_length: int = 100) -> str:

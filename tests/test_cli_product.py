@@ -191,3 +191,87 @@ def test_stderr_is_clean_and_failures_go_there(two_photos, test_preset, tmp_path
     assert [line.split(":")[0] for line in quiet.stderr.strip().splitlines()] == [
         f"FAILED {two_photos / 'broken.jpg'}"
     ]
+
+
+# ------------------------------------------------------------------ the background command ----
+def _png_header_only(path, width, height):
+    """A tiny PNG file whose header declares ``width`` x ``height`` (a decompression bomb shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = zlib.compress(b"\0" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(
+    "width, height, expected",
+    [(10_000, 10_000, "above the limit of 40,000,000"), (20_000, 20_000, "decompression bomb")],
+)
+@pytest.mark.parametrize("role", ["image", "background"])
+def test_background_command_refuses_huge_images(lfw_photos, tmp_path, capsys, width, height,
+                                                expected, role):
+    from keras_facehallu.background.cli import main as background_main
+
+    huge = _png_header_only(tmp_path / "huge.png", width, height)
+    assert huge.stat().st_size < 1000
+    image, background = (huge, lfw_photos[0]) if role == "image" else (lfw_photos[0], huge)
+    code = background_main([str(image), "--background", str(background),
+                            "-o", str(tmp_path / "out.png")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and expected in err and "huge.png" in err
+    assert "Traceback" not in err and not (tmp_path / "out.png").exists()
+
+
+def test_facehallu_refuses_huge_photo_by_its_header(test_preset, tmp_path, capsys):
+    huge = _png_header_only(tmp_path / "huge.png", 10_000, 10_000)
+    assert _run(huge, tmp_path / "out", test_preset) == 1
+    entry = json.loads(capsys.readouterr().out)["files"][0]
+    assert entry["reason"] == "too_large" and "40,000,000" in entry["message"]
+
+
+def test_background_command_output_is_marked_with_usual_mode(lfw_photos, tmp_path, umask,
+                                                             capsys):
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    from keras_facehallu.background.cli import main as background_main
+    from keras_facehallu.outputs import DIGITAL_SOURCE_TYPE
+
+    umask(0o022)
+    background = tmp_path / "bg.png"
+    Image.fromarray(np.full((64, 96, 3), 90, np.uint8)).save(background)
+    for name in ("out.png", "out.jpg"):
+        out = tmp_path / name
+        assert background_main([str(lfw_photos[0]), "--background", str(background),
+                                "-o", str(out), "--mask-output", str(tmp_path / "m.png")]) == 0
+        assert capsys.readouterr().out.strip() == str(out)
+        assert _mode(out) == 0o644
+        with Image.open(out) as img:
+            xmp = img.info.get("XML:com.adobe.xmp") or img.info.get("xmp")
+        xmp = xmp.decode() if isinstance(xmp, bytes) else xmp
+        root = ET.fromstring(xmp[xmp.index("<x:xmpmeta"):xmp.index("</x:xmpmeta>") + 12])
+        found = [d.get("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType")
+                 for d in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")]
+        assert found == [DIGITAL_SOURCE_TYPE]
+    with Image.open(tmp_path / "out.png") as img:
+        assert img.text["facehallu:synthetic"] == "true"
+
+
+def test_facehallu_pngs_carry_xmp(two_photos, test_preset, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "out"
+    assert _run(two_photos, out, test_preset) == 0
+    for png in out.glob("*.png"):
+        with Image.open(png) as img:
+            assert img.text["facehallu:synthetic"] == "true"
+            assert "trainedAlgorithmicMedia" in img.text["XML:com.adobe.xmp"]

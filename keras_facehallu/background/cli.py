@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.version import __version__
+
 
 def add_background_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds ``--background IMAGE`` (and ``--background-levels``, ``--background-feather``).
@@ -92,18 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", help="the (hallucinated) image, any size")
     parser.add_argument("--background", required=True, metavar="IMAGE", help="new background")
     parser.add_argument("--face-mask", default=None, metavar="MASK", help="face mask image")
-    parser.add_argument("-o", "--output", required=True, help="output image (PNG/JPEG)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output image (.png, .jpg or .webp; marked as synthetic)")
     parser.add_argument("--mask-output", default=None, help="also write the soft foreground mask")
     parser.add_argument("--levels", type=int, default=None, help="pyramid levels (default: auto)")
     parser.add_argument("--feather", type=float, default=0.02, help="feather sigma / shorter side")
     parser.add_argument("--no-segmentation", action="store_true", help="skip person segmentation")
     parser.add_argument("--no-saliency", action="store_true", help="skip gradient saliency")
     parser.add_argument("--no-face-mask", action="store_true", help="ignore --face-mask")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
 
-    from PIL import Image
-
     from keras_facehallu.background.replace import replace_background
+    from keras_facehallu.outputs import synthetic_metadata, write_image
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -119,16 +122,22 @@ def main(argv: list[str] | None = None) -> int:
                 feather=args.feather,
                 return_details=True,
             )
-    except (FileNotFoundError, ValueError) as exc:
+        for note in details["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+        for item in caught:
+            print(f"warning: {item.message}", file=sys.stderr)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        meta = synthetic_metadata(
+            "replace_background", "none", source=Path(args.image).name,
+            description="Composite image: the background behind the person was replaced by "
+            "keras-facehallu (segmentation + pyramid blending) in an image that is usually "
+            "itself hallucinated by a neural network.",
+        )
+        write_image(args.output, composite, meta)
+        if args.mask_output:
+            write_image(args.mask_output, np.rint(mask * 255).astype(np.uint8), meta)
+    except (OSError, ValueError) as exc:  # unreadable or too large inputs, unwritable outputs
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for note in details["notes"]:
-        print(f"note: {note}", file=sys.stderr)
-    for item in caught:
-        print(f"warning: {item.message}", file=sys.stderr)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(composite).save(args.output)
-    if args.mask_output:
-        Image.fromarray(np.rint(mask * 255).astype(np.uint8)).save(args.mask_output)
     print(args.output)
     return 0

@@ -10,32 +10,49 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.face.io import DEFAULT_MAX_PIXELS, ImageLoadError, check_image_size
 
-def _read(path: str | os.PathLike, what: str) -> np.ndarray:
+
+def _read(path: str | os.PathLike, what: str, max_pixels: int | None = DEFAULT_MAX_PIXELS):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what}: {path} does not exist or is not a file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("P", "LA", "PA"):
-                img = img.convert("RGBA")
-            elif img.mode not in ("L", "RGB", "RGBA", "1"):
-                img = img.convert("RGB")
-            return np.array(img.convert("L") if img.mode == "1" else img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(
-            f"{what}: cannot read {path} as an image (expected PNG/JPEG/...): {exc}"
-        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
+        try:
+            with Image.open(path) as img:  # reads the header only
+                check_image_size(img.width, img.height, f"{what} ({path})", max_pixels)
+                img.load()
+                if img.mode in ("P", "LA", "PA"):
+                    img = img.convert("RGBA")
+                elif img.mode not in ("L", "RGB", "RGBA", "1"):
+                    img = img.convert("RGB")
+                return np.array(img.convert("L") if img.mode == "1" else img)
+        except Image.DecompressionBombError as exc:
+            raise ImageLoadError(
+                f"{what} ({path}): refused as a decompression bomb: {exc}", "too_large", str(path)
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise ValueError(
+                f"{what}: cannot read {path} as an image (expected PNG/JPEG/...): {exc}"
+            ) from None
 
 
-def as_rgb_uint8(image, what: str) -> tuple[np.ndarray, list[str]]:
+def _check_array_size(array: np.ndarray, what: str, max_pixels: int | None) -> None:
+    if array.ndim >= 2:
+        check_image_size(array.shape[1], array.shape[0], what, max_pixels)
+
+
+def as_rgb_uint8(
+    image, what: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, list[str]]:
     """A path or array as uint8 RGB [H, W, 3], with notes on any conversion made.
 
     Grayscale ([H, W] or [H, W, 1]) is repeated into 3 channels; RGBA drops its alpha channel
@@ -45,18 +62,23 @@ def as_rgb_uint8(image, what: str) -> tuple[np.ndarray, list[str]]:
     Args:
         image: path, or uint8 / float array.
         what: the argument's name, used in notes and errors.
+        max_pixels: refuse larger images (a file's size is read from its header, before
+            decoding); the same limit as ``facehallu``'s photos. ``None``: no limit.
 
     Raises:
-        FileNotFoundError, ValueError: naming ``what``, the file and what was found.
+        FileNotFoundError, ValueError: naming ``what``, the file and what was found
+            (:class:`~keras_facehallu.face.io.ImageLoadError`, reason ``too_large``, above the
+            pixel limit or for a decompression bomb).
     """
     notes = []
     source = ""
     if isinstance(image, (str, os.PathLike)):
         source = f" ({image})"
-        image = _read(image, what)
+        image = _read(image, what, max_pixels)
     array = np.asarray(image)
     if array.ndim == 4 and array.shape[0] == 1:  # a batch of one, e.g. model.hallucinate(...)
         array = array[0]
+    _check_array_size(array, f"{what}{source}", max_pixels)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if np.issubdtype(array.dtype, np.floating):

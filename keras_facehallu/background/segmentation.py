@@ -72,10 +72,13 @@ class PersonSegmenter:
     def __init__(self, model_path=None, num_threads: int | None = None):
         self.model_path = str(model_path or get_asset(SELFIE_SEGMENTATION))
         self.num_threads = num_threads
-        self._interpreter = _interpreter_class()(
-            model_path=self.model_path, num_threads=num_threads
-        )
-        self._interpreter.allocate_tensors()
+        from keras_facehallu.startup import native_stderr_to_file
+
+        with native_stderr_to_file():  # "INFO: Created TensorFlow Lite XNNPACK delegate ..."
+            self._interpreter = _interpreter_class()(
+                model_path=self.model_path, num_threads=num_threads
+            )
+            self._interpreter.allocate_tensors()
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

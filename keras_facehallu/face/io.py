@@ -52,7 +52,17 @@ def describe_source(source) -> str:
     return "<array>"
 
 
-def _check_size(width: int, height: int, name: str, max_pixels: int | None, min_size: int):
+def check_image_size(
+    width: int, height: int, name: str, max_pixels: int | None, min_size: int = 1
+) -> None:
+    """Refuses an image by its header's size: above ``max_pixels`` or a side below ``min_size``.
+
+    Every command that reads user images uses it (``facehallu``, the background command), so one
+    limit (:data:`DEFAULT_MAX_PIXELS`) holds everywhere.
+
+    Raises:
+        ImageLoadError: reason ``"too_large"`` or ``"too_small"``, naming ``name``.
+    """
     if max_pixels is not None and width * height > max_pixels:
         raise ImageLoadError(
             f"{name}: image is {width}x{height} = {width * height:,} pixels, above the limit of "
@@ -124,7 +134,7 @@ def _load_encoded(source, name: str, max_pixels: int | None, min_size: int) -> n
         except OSError as exc:
             raise ImageLoadError(f"{name}: cannot be read: {exc}", "corrupt", name) from None
         with image:
-            _check_size(image.width, image.height, name, max_pixels, min_size)
+            check_image_size(image.width, image.height, name, max_pixels, min_size)
             try:
                 image.load()
                 image = ImageOps.exif_transpose(image)
@@ -150,7 +160,7 @@ def _array_to_rgb(array: np.ndarray, name: str, max_pixels: int | None, min_size
             "bad_array",
             name,
         )
-    _check_size(array.shape[1], array.shape[0], name, max_pixels, min_size)
+    check_image_size(array.shape[1], array.shape[0], name, max_pixels, min_size)
     if array.dtype == np.uint8:
         pixels = array
     elif array.dtype == np.uint16:

@@ -2,9 +2,11 @@
 
 :class:`PredictionClient` uses ``tensorflow-serving-api``'s ``PredictionServiceStub`` and
 ``ModelServiceStub``; :class:`RestClient` makes the same calls on the REST API (port 8501, JSON).
-Both give every call a deadline, retry UNAVAILABLE with bounded exponential backoff, split batches
-above ``max_batch`` into chunks, and raise :class:`ServingError` (with a ``grpc.StatusCode``) when
-the server refuses a request.
+Both give every call a deadline, retry only what may succeed later with bounded exponential
+backoff (gRPC: UNAVAILABLE, by gRPC's own retry policy in the channel's service config; REST:
+connection failures, HTTP 503 and 429 — never another 4xx), split batches above ``max_batch``
+into chunks, and raise :class:`ServingError` (with a ``grpc.StatusCode``) when the server refuses
+a request. Both take ``ca_file`` (TLS, checked against that CA) and ``token`` (a bearer token).
 
 Command line (masked image + mask prepared from each photo by the face pipeline, or given as
 pre-aligned 128×128 PNG pairs with ``--masks``)::
@@ -20,11 +22,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -34,26 +36,57 @@ MiB = 1024 * 1024
 
 
 class ServingError(RuntimeError):
-    """The server refused or failed a call; ``code`` is a ``grpc.StatusCode``."""
+    """The server refused or failed a call; ``code`` is a ``grpc.StatusCode``.
 
-    def __init__(self, code, message: str):
+    ``retryable`` says whether the same call may succeed later (REST client's retries).
+    """
+
+    def __init__(self, code, message: str, retryable: bool = False):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+        self.retryable = retryable
 
 
 def _retrying(call, max_retries: int, backoff: float, max_backoff: float):
-    """Runs ``call()``, retrying ServingError(UNAVAILABLE) up to ``max_retries`` times."""
-    import grpc
-
+    """Runs ``call()``, retrying a ``retryable`` ServingError up to ``max_retries`` times."""
     for attempt in range(max_retries + 1):
         try:
             return call()
         except ServingError as err:
-            if err.code != grpc.StatusCode.UNAVAILABLE or attempt == max_retries:
+            if not err.retryable or attempt == max_retries:
                 raise
             time.sleep(min(max_backoff, backoff * 2 ** attempt))
     raise AssertionError("unreachable")
+
+
+GRPC_MAX_ATTEMPTS = 5  # gRPC caps a retry policy's maxAttempts at 5
+
+
+def grpc_service_config(max_retries: int, backoff: float, max_backoff: float) -> dict:
+    """The channel's service config: retry UNAVAILABLE with exponential backoff, nothing else.
+
+    ``max_retries`` is capped at 4 (gRPC allows at most 5 attempts); 0 gives no retry policy.
+    gRPC waits a random time up to ``backoff * 2**k`` (capped at ``max_backoff``) before retry
+    ``k + 1``, and every attempt stays within the call's deadline.
+    """
+    services = [{"service": "tensorflow.serving.PredictionService"},
+                {"service": "tensorflow.serving.ModelService"}]
+    if max_retries < 1:
+        return {"methodConfig": [{"name": services}]}
+    return {"methodConfig": [{"name": services, "retryPolicy": {
+        "maxAttempts": min(GRPC_MAX_ATTEMPTS, max_retries + 1),
+        "initialBackoff": f"{max(backoff, 1e-3):.3f}s",
+        "maxBackoff": f"{max(max_backoff, backoff, 1e-3):.3f}s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"]}}]}
+
+
+def _read_text(path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise OSError(f"{what} {path}: cannot read ({err.strerror or err})") from err
 
 
 def _chunks(inputs: dict, max_batch: int):
@@ -113,11 +146,17 @@ class PredictionClient(_Client):
         model_name: served model name.
         signature: default signature for :meth:`predict`.
         version: model version to ask for; ``None`` means the server's latest.
-        timeout: deadline of each call, in seconds.
-        max_retries: retries on UNAVAILABLE (0 disables), with backoff ``backoff * 2**k`` seconds
-            capped at ``max_backoff``.
+        timeout: deadline of each call (all its retries included), in seconds.
+        max_retries: retries on UNAVAILABLE (0 disables, at most 4), by gRPC's retry policy
+            (:func:`grpc_service_config`): backoff up to ``backoff * 2**k`` seconds capped at
+            ``max_backoff``. Other codes (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...) are final.
         max_batch: largest batch per request; larger batches are sent in chunks.
         max_message_mb: gRPC message limit of this client's channel, in MiB.
+        ca_file: PEM CA certificate(s) to check the server's TLS certificate against; with it
+            the channel uses TLS.
+        token: bearer token sent as ``authorization`` metadata on every call.
+        tls_server_name: the name to check the server certificate for, when it differs from
+            ``host``.
 
     Example:
         >>> client = PredictionClient("127.0.0.1", 8500, model_name="facehallu")  # doctest: +SKIP
@@ -128,19 +167,35 @@ class PredictionClient(_Client):
     def __init__(self, host: str = "127.0.0.1", port: int = 8500, model_name: str = "facehallu",
                  signature: str = DEFAULT_SIGNATURE, version: int | None = None,
                  timeout: float = 30.0, max_retries: int = 4, backoff: float = 0.1,
-                 max_backoff: float = 2.0, max_batch: int = 16, max_message_mb: float = 64.0):
+                 max_backoff: float = 2.0, max_batch: int = 16, max_message_mb: float = 64.0,
+                 ca_file=None, token: str | None = None, tls_server_name: str | None = None):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
         if max_batch < 1:
             raise ValueError(f"max_batch: expected at least 1, found {max_batch}")
-        self.target = f"{host}:{port}"
+        if max_retries < 0:
+            raise ValueError(f"max_retries: expected 0 or more, found {max_retries}")
+        self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.model_name, self.signature, self.version = model_name, signature, version
-        self.timeout, self.max_retries = timeout, max_retries
+        self.timeout, self.max_retries = timeout, min(max_retries, GRPC_MAX_ATTEMPTS - 1)
         self.backoff, self.max_backoff, self.max_batch = backoff, max_backoff, max_batch
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         limit = int(max_message_mb * MiB)
-        self._channel = grpc.insecure_channel(self.target, options=[
-            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)])
+        options = [("grpc.max_send_message_length", limit),
+                   ("grpc.max_receive_message_length", limit),
+                   ("grpc.enable_retries", 1 if self.max_retries else 0),
+                   ("grpc.per_rpc_retry_buffer_size", limit),
+                   ("grpc.service_config", json.dumps(
+                       grpc_service_config(self.max_retries, backoff, max_backoff)))]
+        if ca_file is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read_text(ca_file, "CA certificate"))
+            if tls_server_name:
+                options.append(("grpc.ssl_target_name_override", tls_server_name))
+            self._channel = grpc.secure_channel(self.target, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self.target, options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -157,13 +212,10 @@ class PredictionClient(_Client):
     def _call(self, method, request):
         import grpc
 
-        def once():
-            try:
-                return method(request, timeout=self.timeout)
-            except grpc.RpcError as err:
-                raise ServingError(err.code(), err.details() or "") from err
-
-        return _retrying(once, self.max_retries, self.backoff, self.max_backoff)
+        try:  # retries, when any, are gRPC's (the channel's service config)
+            return method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise ServingError(err.code(), err.details() or "") from err
 
     def predict(self, inputs: dict, signature: str | None = None,
                 output_filter=None) -> dict[str, np.ndarray]:
@@ -230,15 +282,22 @@ def _describe_json(sig_map: dict) -> dict:
             if not key.startswith("__")}
 
 
-_HTTP_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED",
-               429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
-               504: "DEADLINE_EXCEEDED"}
+_HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+               404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 411: "INVALID_ARGUMENT",
+               413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+               501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_HTTP_RETRYABLE = {429, 503}  # the server is busy: the same request may succeed later
 
 
 class RestClient(_Client):
     """The same calls on TF-Serving's REST API (``/v1/models/NAME[/versions/V]``), JSON bodies.
 
-    Args: as :class:`PredictionClient`; ``port`` is the REST port (TF-Serving's default 8501).
+    Args: as :class:`PredictionClient` (no ``tls_server_name``: connect by the certificate's name);
+    ``port`` is the REST port (TF-Serving's default 8501).
+    ``timeout`` bounds each connect, send and receive; ``max_retries`` (any number here) retries
+    connection failures and HTTP 503/429 only: a 4xx answer (400, 401, 404, 413, ...) is final
+    and raised at once. With ``ca_file`` the client speaks HTTPS and checks the server against it;
+    ``token`` is sent as ``Authorization: Bearer TOKEN``. ``max_response_mb`` bounds the answer.
 
     Example:
         >>> client = RestClient("127.0.0.1", 8501, model_name="facehallu")  # doctest: +SKIP
@@ -249,56 +308,97 @@ class RestClient(_Client):
     def __init__(self, host: str = "127.0.0.1", port: int = 8501, model_name: str = "facehallu",
                  signature: str = DEFAULT_SIGNATURE, version: int | None = None,
                  timeout: float = 30.0, max_retries: int = 4, backoff: float = 0.1,
-                 max_backoff: float = 2.0, max_batch: int = 16):
+                 max_backoff: float = 2.0, max_batch: int = 16, ca_file=None,
+                 token: str | None = None, max_response_mb: float = 256.0):
         if max_batch < 1:
             raise ValueError(f"max_batch: expected at least 1, found {max_batch}")
-        self.base = f"http://{host}:{port}/v1/models/{model_name}"
+        self.host, self.port = host, int(port)
+        self.base = f"/v1/models/{model_name}"
         if version is not None:
             self.base += f"/versions/{int(version)}"
+        scheme = "https" if ca_file is not None else "http"
+        self.url = f"{scheme}://{host}:{port}{self.base}"
         self.model_name, self.signature, self.version = model_name, signature, version
         self.timeout, self.max_retries = timeout, max_retries
         self.backoff, self.max_backoff, self.max_batch = backoff, max_backoff, max_batch
+        self.max_response = int(max_response_mb * MiB)
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._tls = None
+        if ca_file is not None:
+            from serving.security import client_tls_context
+
+            self._tls = client_tls_context(ca_file)
         self._metadata = None
 
-    def _request(self, url: str, body: dict | None = None) -> dict:
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._tls is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                           context=self._tls)
+
+    def _exchange(self, method: str, path: str, data: bytes | None) -> dict:
         import grpc
 
-        data = None if body is None else json.dumps(body).encode()
-
-        def once():
-            request = urllib.request.Request(url, data=data, method="GET" if data is None
-                                             else "POST",
-                                             headers={"Content-Type": "application/json"})
+        url = self.url + path
+        connection = self._connection()
+        try:
+            send_error = None
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    return json.loads(reply.read())
-            except urllib.error.HTTPError as err:
-                text = err.read().decode(errors="replace")
-                try:
-                    text = json.loads(text).get("error", text)
-                except (json.JSONDecodeError, AttributeError):
-                    pass
-                code = getattr(grpc.StatusCode, _HTTP_CODES.get(err.code, "UNKNOWN"))
-                raise ServingError(code, f"HTTP {err.code}: {text}") from err
-            except TimeoutError as err:
-                raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{url}: {err}") from err
-            except (urllib.error.URLError, ConnectionError) as err:
-                if isinstance(getattr(err, "reason", None), TimeoutError):
-                    raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{url}: {err}") from err
-                raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{url}: {err}") from err
+                connection.request(method, self.base + path, body=data, headers=self._headers)
+            except (BrokenPipeError, ConnectionResetError) as err:
+                send_error = err  # the server may have answered early (e.g. 413) and closed
+            try:
+                reply = connection.getresponse()
+                payload = reply.read(self.max_response + 1)
+            except (BrokenPipeError, ConnectionResetError, http.client.HTTPException) as err:
+                raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{url}: {send_error or err}",
+                                   retryable=True) from err
+        except TimeoutError as err:
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{url}: no answer within "
+                                                                  f"{self.timeout} s") from err
+        except ssl.SSLError as err:  # a certificate that does not check out is not transient
+            raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{url}: TLS: {err}") from err
+        except OSError as err:  # refused, unreachable, reset while connecting
+            raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{url}: {err}",
+                               retryable=True) from err
+        finally:
+            connection.close()
+        if len(payload) > self.max_response:
+            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"{url}: answer above {self.max_response} bytes")
+        if reply.status >= 400:
+            text = payload.decode(errors="replace")
+            try:
+                text = json.loads(text).get("error", text)
+            except (ValueError, AttributeError):
+                pass
+            code = getattr(grpc.StatusCode, _HTTP_CODES.get(
+                reply.status, "INVALID_ARGUMENT" if reply.status < 500 else "UNKNOWN"))
+            raise ServingError(code, f"HTTP {reply.status}: {str(text)[:2000]}",
+                               retryable=reply.status in _HTTP_RETRYABLE)
+        try:
+            return json.loads(payload)
+        except ValueError as err:
+            raise ServingError(grpc.StatusCode.INTERNAL, f"{url}: answer is not JSON") from err
 
-        return _retrying(once, self.max_retries, self.backoff, self.max_backoff)
+    def _request(self, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        method = "GET" if data is None else "POST"
+        return _retrying(lambda: self._exchange(method, path, data), self.max_retries,
+                         self.backoff, self.max_backoff)
 
     def get_model_metadata(self) -> dict:
         """Signatures as ``{name: {"inputs": {in: (dtype, shape)}, "outputs": {...}}}``."""
         if self._metadata is None:
-            reply = self._request(self.base + "/metadata")
+            reply = self._request("/metadata")
             self._metadata = _describe_json(reply["metadata"]["signature_def"])
         return self._metadata
 
     def get_model_status(self) -> list[tuple[int, str]]:
         """``[(version, state name)]`` of the model, e.g. ``[(1, "AVAILABLE")]``."""
-        reply = self._request(self.base)
+        reply = self._request("")
         return [(int(s["version"]), s["state"]) for s in reply["model_version_status"]]
 
     def predict(self, inputs: dict, signature: str | None = None,
@@ -310,7 +410,7 @@ class RestClient(_Client):
         for chunk in _chunks(inputs, self.max_batch):
             body = {"signature_name": signature,
                     "inputs": {k: np.asarray(v).tolist() for k, v in chunk.items()}}
-            reply = self._request(self.base + ":predict", body)["outputs"]
+            reply = self._request(":predict", body)["outputs"]
             if not isinstance(reply, dict):  # one output: TF-Serving leaves out its name
                 reply = {next(iter(outputs), "output"): reply}
             parts.append({k: np.asarray(v, dtype=outputs.get(k, ("float32",))[0])
@@ -319,43 +419,56 @@ class RestClient(_Client):
 
 
 def load_pairs(images, masks=None):
-    """(masked_image uint8 [N,128,128,3], mask uint8 [N,128,128,1]) for the CLI's IMAGE args.
+    """Model inputs for the CLI's IMAGE args, going on past the ones that fail.
 
     With ``masks``, each IMAGE is a pre-aligned 128×128 RGB image and its mask a 128×128 PNG
     (non-zero = face); the image is masked here. Without, each IMAGE is a photo that
     ``keras_facehallu.face.pipeline.prepare_face`` detects, aligns and masks.
+
+    Returns:
+        ``(masked_image uint8 [N,128,128,3], mask uint8 [N,128,128,1], kept, failures)``: the
+        N inputs that could be prepared, ``kept`` their IMAGE paths, and ``failures`` a list of
+        ``(IMAGE, message)`` for the others (unreadable, wrong size, no face).
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    pairs = []
-    if masks:
-        if len(masks) != len(images):
-            raise ValueError(f"--masks: expected one mask per IMAGE ({len(images)}), "
-                             f"found {len(masks)}")
-        for image_path, mask_path in zip(images, masks, strict=True):
-            image = np.asarray(Image.open(image_path).convert("RGB"))
-            mask = np.asarray(Image.open(mask_path).convert("L"))
-            if image.shape != (128, 128, 3) or mask.shape != (128, 128):
-                raise ValueError(f"{image_path} / {mask_path}: expected a 128×128 image and mask, "
-                                 f"found {image.shape[:2]} and {mask.shape}")
-            face = (mask > 0).astype(np.uint8)[..., None]
-            pairs.append((image * face, face))
-    else:
-        from keras_facehallu.face.pipeline import prepare_face
+    if masks and len(masks) != len(images):
+        raise ValueError(f"--masks: expected one mask per IMAGE ({len(images)}), "
+                         f"found {len(masks)}")
+    pairs, kept, failures = [], [], []
+    for index, image_path in enumerate(images):
+        try:
+            if masks:
+                mask_path = masks[index]
+                image = np.asarray(Image.open(image_path).convert("RGB"))
+                mask = np.asarray(Image.open(mask_path).convert("L"))
+                if image.shape != (128, 128, 3) or mask.shape != (128, 128):
+                    raise ValueError(f"{image_path} / {mask_path}: expected a 128×128 image and "
+                                     f"mask, found {image.shape[:2]} and {mask.shape}")
+                face = (mask > 0).astype(np.uint8)[..., None]
+                pair = (image * face, face)
+            else:
+                from keras_facehallu.face.pipeline import prepare_face
 
-        for image_path in images:
-            prepared = prepare_face(image_path)
-            masked, face = _from_prepared(prepared, image_path)
-            pairs.append((masked, face))
+                pair = _from_prepared(prepare_face(image_path), image_path)
+        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+            failures.append((str(image_path), str(err)))
+            continue
+        pairs.append(pair)
+        kept.append(image_path)
+    if not pairs:
+        empty = np.zeros((0, 128, 128, 3), np.uint8), np.zeros((0, 128, 128, 1), np.uint8)
+        return (*empty, kept, failures)
     return (np.stack([p[0] for p in pairs]).astype(np.uint8),
-            np.stack([p[1] for p in pairs]).astype(np.uint8))
+            np.stack([p[1] for p in pairs]).astype(np.uint8), kept, failures)
 
 
 def _from_prepared(prepared, source):
     """Masked uint8 image and uint8 mask from whatever ``prepare_face`` returned."""
     get = prepared.get if isinstance(prepared, dict) else lambda k: getattr(prepared, k, None)
     if get("ok") is False:
-        raise ValueError(get("message") or f"{source}: no face ({get('reason')})")
+        reason = get("message") or get("reason") or "no face"
+        raise ValueError(reason if str(source) in str(reason) else f"{source}: {reason}")
     image, mask = get("masked_image"), get("mask")
     if image is None:
         image = get("image")
@@ -384,20 +497,33 @@ def main(argv=None) -> int:
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for the results")
     parser.add_argument("--metadata", action="store_true", help="print status and signatures")
+    parser.add_argument("--ca-file", help="PEM CA certificate: use TLS, check the server with it")
+    parser.add_argument("--token-file", help="file whose first line is the bearer token (or set "
+                                             "FACEHALLU_SERVING_TOKEN)")
     args = parser.parse_args(argv)
     if not args.images and not args.metadata:
         parser.error("give IMAGE files, or --metadata")
     port = args.port or (8501 if args.rest else 8500)
     kind = RestClient if args.rest else PredictionClient
-    client = kind(args.host, port, model_name=args.model_name, signature=args.signature,
-                  version=args.version, timeout=args.timeout, max_batch=args.max_batch)
+    failures = []
     try:
+        from serving.security import read_token
+
+        client = kind(args.host, port, model_name=args.model_name, signature=args.signature,
+                      version=args.version, timeout=args.timeout, max_batch=args.max_batch,
+                      ca_file=args.ca_file, token=read_token(args.token_file))
         with client:
             if args.metadata:
                 print(json.dumps({"status": client.get_model_status(),
                                   "signatures": client.get_model_metadata()}, indent=2))
             if args.images:
-                masked, mask = load_pairs(args.images, args.masks)
+                masked, mask, kept, failures = load_pairs(args.images, args.masks)
+                for source, message in failures:
+                    print(f"FAILED {source}: {message}", file=sys.stderr, flush=True)
+                if not kept:
+                    print(f"0 of {len(args.images)} photos done, {len(failures)} failed",
+                          file=sys.stderr)
+                    return 1
                 if args.signature == DEFAULT_SIGNATURE:
                     result = client.hallucinate(masked, mask)
                 else:
@@ -405,11 +531,13 @@ def main(argv=None) -> int:
                               "mask": mask.astype(np.float32)}
                     out = client.predict(inputs)["image"]
                     result = np.round((np.clip(out, -1, 1) + 1) * 127.5).astype(np.uint8)
-                write_results(result, args.images, args.out)
+                write_results(result, kept, args.out)
+                print(f"{len(kept)} of {len(args.images)} photos done, {len(failures)} failed; "
+                      f"results in {args.out}", file=sys.stderr)
     except (ServingError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if failures else 0
 
 
 def write_results(images: np.ndarray, sources, out: Path) -> list[Path]:

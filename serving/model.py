@@ -2,7 +2,9 @@
 
 Shared by the gRPC and REST front ends of :mod:`serving.server`. Requests are checked against the
 signature before anything runs: missing or unexpected inputs, a wrong dtype or shape, or a batch
-above ``max_batch`` raise :class:`RequestError` with the gRPC status code to answer with.
+above ``max_batch`` raise :class:`RequestError` with the gRPC status code to answer with. A gRPC
+request is checked on the shapes it declares and the exact length of its content before any of it
+is decoded (:meth:`ServedModel.decode_tensors`).
 
 Example:
     >>> served = ServedModel("models", "facehallu")  # doctest: +SKIP
@@ -13,7 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_SIGNATURE = "serving_default"
+# TensorProto's repeated field for each dtype (tensorflow/core/framework/tensor.proto)
+_VALUE_FIELDS = {"float32": "float_val", "float64": "double_val", "int32": "int_val",
+                 "uint8": "int_val", "int8": "int_val", "int16": "int_val", "uint16": "int_val",
+                 "int64": "int64_val", "bool": "bool_val", "float16": "half_val",
+                 "uint32": "uint32_val", "uint64": "uint64_val"}
 
 
 class RequestError(Exception):
@@ -77,29 +86,34 @@ class ServedModel:
                                                    f"{sorted(self.signatures)}, found {key!r}")
         return key
 
-    def check_inputs(self, signature_name: str, inputs: dict) -> None:
-        """Checks names, dtypes, shapes and the batch size of ``inputs`` (numpy arrays)."""
+    def check_declared(self, signature_name: str, declared: dict) -> None:
+        """Checks input names, dtypes, shapes and the batch size before any data is decoded.
+
+        ``declared`` maps each input name to ``(numpy dtype, shape)`` as the request states them,
+        so a request is refused on what it claims before its content costs any memory.
+        """
         specs = self.input_specs[signature_name]
-        missing = sorted(set(specs) - set(inputs))
-        extra = sorted(set(inputs) - set(specs))
+        missing = sorted(set(specs) - set(declared))
+        extra = sorted(set(declared) - set(specs))
         if missing or extra:
             raise RequestError("INVALID_ARGUMENT",
                                f"inputs: expected {sorted(specs)}, missing {missing}, "
                                f"unexpected {extra}")
         batches = set()
         for key, spec in specs.items():
-            value = inputs[key]
-            if value.dtype != spec.dtype.as_numpy_dtype:
+            dtype, shape = declared[key]
+            if np.dtype(dtype) != np.dtype(spec.dtype.as_numpy_dtype):
                 raise RequestError("INVALID_ARGUMENT",
                                    f"input {key!r}: expected dtype {spec.dtype.name}, "
-                                   f"found {value.dtype.name}")
+                                   f"found {np.dtype(dtype).name}")
             want = spec.shape.as_list()
-            if len(value.shape) != len(want) or any(
-                    w is not None and w != f for w, f in zip(want, value.shape, strict=True)):
-                shape = ["N" if w is None else w for w in want]
-                raise RequestError("INVALID_ARGUMENT", f"input {key!r}: expected shape {shape}, "
-                                                       f"found {list(value.shape)}")
-            batches.add(value.shape[0])
+            shape = [int(d) for d in shape]
+            if len(shape) != len(want) or any(d < 0 for d in shape) or any(
+                    w is not None and w != f for w, f in zip(want, shape, strict=True)):
+                expected = ["N" if w is None else w for w in want]
+                raise RequestError("INVALID_ARGUMENT", f"input {key!r}: expected shape "
+                                                       f"{expected}, found {shape}")
+            batches.add(shape[0])
         if len(batches) > 1:
             raise RequestError("INVALID_ARGUMENT",
                                f"inputs: batch sizes differ between inputs: {sorted(batches)}")
@@ -107,6 +121,80 @@ class ServedModel:
         if batch < 1 or batch > self.max_batch:
             raise RequestError("INVALID_ARGUMENT",
                                f"batch size: expected 1..{self.max_batch}, found {batch}")
+
+    def check_inputs(self, signature_name: str, inputs: dict) -> None:
+        """Checks names, dtypes, shapes and the batch size of ``inputs`` (numpy arrays)."""
+        self.check_declared(signature_name, {k: (v.dtype, v.shape) for k, v in inputs.items()})
+
+    def example_size(self) -> int:
+        """The most numbers one example carries, summed over the inputs, in any signature.
+
+        ``0`` when a signature has a dimension besides the batch that is not fixed.
+        """
+        sizes = []
+        for specs in self.input_specs.values():
+            total = 0
+            for spec in specs.values():
+                dims = spec.shape.as_list()[1:]
+                if any(d is None for d in dims):
+                    return 0
+                total += int(np.prod(dims, dtype=np.int64))
+            sizes.append(total)
+        return max(sizes, default=0)
+
+    def decode_tensors(self, signature_name: str, protos) -> dict:
+        """numpy inputs from ``TensorProto`` messages, checked before anything is allocated.
+
+        The declared dtype and shape are checked against the signature and ``max_batch`` first
+        (:meth:`check_declared`), then the content must hold exactly the declared number of
+        values — ``tensor_content`` of ``elements × itemsize`` bytes, or that many entries of the
+        dtype's repeated field (TF-Serving's fill-with-the-last-value shorthand is refused).
+        """
+        import tensorflow as tf
+
+        declared = {}
+        for name, proto in protos.items():
+            try:
+                dtype = tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype
+            except (TypeError, ValueError) as err:
+                raise RequestError("INVALID_ARGUMENT",
+                                   f"input {name!r}: unknown dtype {proto.dtype}") from err
+            if proto.tensor_shape.unknown_rank:
+                raise RequestError("INVALID_ARGUMENT", f"input {name!r}: shape of unknown rank")
+            declared[name] = (dtype, [d.size for d in proto.tensor_shape.dim])
+        self.check_declared(signature_name, declared)
+        arrays = {}
+        for name, proto in protos.items():
+            dtype, shape = declared[name]
+            count = int(np.prod(shape, dtype=np.int64))
+            itemsize = np.dtype(dtype).itemsize
+            fields = [f.name for f, _ in proto.ListFields()
+                      if f.name not in ("dtype", "tensor_shape", "version_number")]
+            if len(fields) != 1:
+                raise RequestError("INVALID_ARGUMENT", f"input {name!r}: expected the values in "
+                                                       f"one field, found {fields or 'none'}")
+            field = fields[0]
+            if field == "tensor_content":
+                found = len(proto.tensor_content)
+                if found != count * itemsize:
+                    raise RequestError("INVALID_ARGUMENT",
+                                       f"input {name!r}: tensor_content holds {found} bytes, "
+                                       f"shape {shape} of {np.dtype(dtype).name} needs "
+                                       f"{count * itemsize}")
+                arrays[name] = np.frombuffer(proto.tensor_content, dtype).reshape(shape).copy()
+                continue
+            expected_field = _VALUE_FIELDS.get(np.dtype(dtype).name)
+            found = len(getattr(proto, field))
+            if field != expected_field or found != count:
+                raise RequestError("INVALID_ARGUMENT",
+                                   f"input {name!r}: expected {count} values in tensor_content "
+                                   f"or {expected_field}, found {found} in {field}")
+            try:
+                arrays[name] = tf.make_ndarray(proto)
+            except (TypeError, ValueError, OverflowError) as err:
+                raise RequestError("INVALID_ARGUMENT",
+                                   f"input {name!r}: cannot decode tensor ({err})") from err
+        return arrays
 
     def predict(self, signature_name: str, inputs: dict, output_filter=()) -> dict:
         """Checks ``inputs`` and runs the signature; returns numpy outputs by name."""

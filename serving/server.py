@@ -7,10 +7,15 @@ implements what :mod:`serving.client` uses — ``PredictionService.Predict``,
 and tests. Production serving is TF-Serving (see the README) with the same client.
 
 It binds 127.0.0.1 by default, runs requests on a bounded thread pool, answers bad requests with
-INVALID_ARGUMENT (missing/unexpected input, wrong dtype or shape, batch above ``--max-batch``),
+INVALID_ARGUMENT (missing/unexpected input, wrong dtype or shape, batch above ``--max-batch``,
+content that does not match the declared shape — all checked before the tensors are decoded),
 NOT_FOUND (unknown model or version) or RESOURCE_EXHAUSTED (message above ``--max-message-mb``, too
-many requests in flight) and keeps serving; SIGTERM or SIGINT shuts it down cleanly. Once ready it
-prints one line ``READY grpc=HOST:PORT rest=HOST:PORT`` (``rest=-`` without REST).
+many requests in flight) and keeps serving; SIGTERM or SIGINT shuts it down cleanly. The REST
+front end (:mod:`serving.rest`) bounds connections, time and body size and answers client errors
+with 4xx. ``--tls-cert``/``--tls-key`` serve both over TLS and ``--token-file`` requires a bearer
+token on every call (:mod:`serving.security`); bound beyond loopback without them, it warns on
+stderr. Once ready it prints one line ``READY grpc=HOST:PORT rest=HOST:PORT ...`` (``rest=-``
+without REST).
 
 Example:
     python -m serving.server --model-dir models --name facehallu --port 8500 --rest-port 8501
@@ -19,25 +24,29 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import signal
 import sys
 import threading
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
+import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving.model import RequestError, ServedModel
+from serving.rest import RestLimits, make_rest_server
+from serving.security import (
+    TOKEN_ENV,
+    exposure_warnings,
+    read_pem,
+    read_token,
+    server_tls_context,
+    token_matches,
+)
 
 MiB = 1024 * 1024
 
 
 def _status(code_name: str):
-    import grpc
-
     return getattr(grpc.StatusCode, code_name)
 
 
@@ -56,13 +65,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             self.served.check_target(spec.name, spec.version.value if spec.HasField("version")
                                      else None)
             key = self.served.signature(spec.signature_name)
-            inputs = {}
-            for name, proto in request.inputs.items():
-                try:
-                    inputs[name] = tf.make_ndarray(proto)
-                except Exception as err:  # malformed TensorProto (content size, dtype)
-                    raise RequestError("INVALID_ARGUMENT",
-                                       f"input {name!r}: cannot decode tensor ({err})") from err
+            inputs = self.served.decode_tensors(key, request.inputs)
             outputs = self.served.predict(key, inputs, tuple(request.output_filter))
         except RequestError as err:
             context.abort(_status(err.code), err.message)
@@ -121,143 +124,23 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-_HTTP = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 413, "INTERNAL": 500}
-_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
-                    r"(?P<verb>:predict|/metadata)?$")
+class _TokenInterceptor(grpc.ServerInterceptor):
+    """Refuses gRPC calls without ``authorization: Bearer TOKEN`` metadata (UNAUTHENTICATED)."""
 
+    def __init__(self, token: str):
+        self._token = token
 
-def make_rest_handler(served: ServedModel, max_body: int, pool: futures.Executor,
-                      max_concurrent: int):
-    """A ``BaseHTTPRequestHandler`` class answering TF-Serving's REST routes for ``served``.
+        def deny(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          "missing or wrong bearer token (authorization metadata)")
 
-    Predictions run on ``pool``; more than ``max_concurrent`` in flight get HTTP 429.
-    """
-    in_flight = threading.BoundedSemaphore(max_concurrent)
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):  # keep the server's output to the READY line and errors
-            pass
-
-        def _reply(self, code: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _route(self, verb: str):
-            match = _ROUTE.match(self.path)
-            if not match or (match["verb"] or "") != verb:
-                raise RequestError("NOT_FOUND", f"no route {self.command} {self.path}")
-            version = int(match["version"]) if match["version"] else None
-            served.check_target(match["name"], version)
-
-        def do_GET(self):  # noqa: N802 - http.server method name
-            try:
-                if self.path.endswith("/metadata"):
-                    self._route("/metadata")
-                    self._reply(200, rest_metadata(served))
-                else:
-                    self._route("")
-                    self._reply(200, {"model_version_status": [{
-                        "version": str(served.version), "state": "AVAILABLE",
-                        "status": {"error_code": "OK", "error_message": ""}}]})
-            except RequestError as err:
-                self._reply(_HTTP.get(err.code, 400), {"error": err.message})
-
-        def do_POST(self):  # noqa: N802 - http.server method name
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > max_body:
-                    self.close_connection = True
-                    raise RequestError("RESOURCE_EXHAUSTED", f"request body: expected at most "
-                                                             f"{max_body} bytes, found {length}")
-                body = self.rfile.read(length)
-                self._route(":predict")
-                if not in_flight.acquire(blocking=False):
-                    self._reply(429, {"error": f"more than {max_concurrent} requests in flight"})
-                    return
-                try:
-                    answer = pool.submit(rest_predict, served, body).result()
-                finally:
-                    in_flight.release()
-                self._reply(200, answer)
-            except RequestError as err:
-                self._reply(_HTTP.get(err.code, 400), {"error": err.message})
-            except Exception as err:  # the model failed: report, keep serving
-                self._reply(500, {"error": f"{type(err).__name__}: {err}"})
-
-    return Handler
-
-
-def _json_to_array(value, spec, name: str) -> np.ndarray:
-    dtype = spec.dtype.as_numpy_dtype
-    try:
-        array = np.asarray(value)
-    except ValueError as err:
-        raise RequestError("INVALID_ARGUMENT", f"input {name!r}: ragged list ({err})") from err
-    if array.dtype.kind not in "iuf" and array.size:
-        raise RequestError("INVALID_ARGUMENT", f"input {name!r}: expected numbers, "
-                                               f"found {array.dtype.name}")
-    if np.issubdtype(dtype, np.integer) and array.size:
-        info = np.iinfo(dtype)
-        if array.dtype.kind == "f" or array.min() < info.min or array.max() > info.max:
-            raise RequestError("INVALID_ARGUMENT", f"input {name!r}: expected {np.dtype(dtype)} "
-                                                   f"values {info.min}..{info.max}")
-    return array.astype(dtype)
-
-
-def rest_predict(served: ServedModel, body: bytes) -> dict:
-    """Answers a REST ``:predict`` body (row ``instances`` or columnar ``inputs`` format)."""
-    try:
-        request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RequestError("INVALID_ARGUMENT", f"request body: not JSON ({err})") from err
-    if not isinstance(request, dict) or ("instances" in request) == ("inputs" in request):
-        raise RequestError("INVALID_ARGUMENT",
-                           "request body: expected an object with exactly one of "
-                           "'instances' or 'inputs'")
-    key = served.signature(request.get("signature_name", ""))
-    specs = served.input_specs[key]
-    if "inputs" in request:
-        columns = request["inputs"]
-        if not isinstance(columns, dict):
-            raise RequestError("INVALID_ARGUMENT", "inputs: expected an object of named inputs")
-    else:
-        rows = request["instances"]
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise RequestError("INVALID_ARGUMENT", "instances: expected a list of objects "
-                                                   "of named inputs")
-        columns = {k: [r.get(k) for r in rows] for k in set().union(*rows)} if rows else {}
-    arrays = {k: _json_to_array(v, specs[k], k) if k in specs else np.asarray(0)
-              for k, v in columns.items()}
-    outputs = served.predict(key, arrays)
-    if "inputs" in request:
-        if len(outputs) == 1:
-            return {"outputs": next(iter(outputs.values())).tolist()}
-        return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
-    if len(outputs) == 1:
-        return {"predictions": next(iter(outputs.values())).tolist()}
-    names = list(outputs)
-    return {"predictions": [{k: outputs[k][i].tolist() for k in names}
-                            for i in range(len(outputs[names[0]]))]}
-
-
-def rest_metadata(served: ServedModel) -> dict:
-    """The REST ``/metadata`` answer: model spec and the signature map as JSON."""
-    from google.protobuf import json_format
-    from tensorflow_serving.apis import get_model_metadata_pb2
-
-    sig_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, sig in served.signature_defs.items():
-        sig_map.signature_def[key].CopyFrom(sig)
-    return {"model_spec": {"name": served.name, "signature_name": "",
-                           "version": str(served.version)},
-            "metadata": {"signature_def": json_format.MessageToDict(
-                sig_map, preserving_proto_field_name=True)}}  # field names as TF-Serving
+    def intercept_service(self, continuation, details):
+        for key, value in details.invocation_metadata or ():
+            if key == "authorization" and token_matches(value, self._token):
+                return continuation(details)
+        return self._deny
 
 
 class Server:
@@ -271,9 +154,15 @@ class Server:
         rest_port: REST port, 0 for a free one, ``None`` for no REST server.
         version: version to serve (default the highest).
         max_batch: largest batch per request.
-        max_message_mb: largest gRPC message (and REST body) accepted, in MiB.
+        max_message_mb: largest gRPC message accepted, in MiB (REST bodies: 8× this, as JSON
+            numbers take several bytes each).
         workers: threads running requests.
-        max_concurrent: requests in flight before RESOURCE_EXHAUSTED.
+        max_concurrent: requests in flight before RESOURCE_EXHAUSTED (gRPC) or 429 (REST).
+        max_connections: REST connections served at once; more get 503.
+        idle_timeout: seconds a REST read may wait (idle keep-alive connections close after it).
+        request_timeout: seconds to receive a whole REST request.
+        tls_cert, tls_key: PEM certificate chain and key; both given, gRPC and REST use TLS.
+        token: a bearer token every gRPC and REST call must carry; ``None`` for none.
 
     Example:
         >>> server = Server("models", "facehallu", port=0).start()  # doctest: +SKIP
@@ -284,23 +173,49 @@ class Server:
 
     def __init__(self, model_dir, name: str, host: str = "127.0.0.1", port: int = 8500,
                  rest_port: int | None = None, version: int | None = None, max_batch: int = 16,
-                 max_message_mb: float = 4.0, workers: int = 8, max_concurrent: int = 64):
+                 max_message_mb: float = 4.0, workers: int = 8, max_concurrent: int = 64,
+                 max_connections: int = 32, idle_timeout: float = 10.0,
+                 request_timeout: float = 60.0, tls_cert=None, tls_key=None,
+                 token: str | None = None):
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (TLS) or neither")
+        for label, value in (("max_batch", max_batch), ("workers", workers),
+                             ("max_concurrent", max_concurrent),
+                             ("max_connections", max_connections)):
+            if int(value) < 1:
+                raise ValueError(f"{label}: expected at least 1, found {value}")
+        for label, value in (("max_message_mb", max_message_mb), ("idle_timeout", idle_timeout),
+                             ("request_timeout", request_timeout)):
+            if not value > 0:
+                raise ValueError(f"{label}: expected a positive number, found {value}")
+        self.tls = self._tls_context = None
+        if tls_cert is not None:
+            self.tls = (read_pem(tls_cert, "TLS certificate"), read_pem(tls_key, "TLS key"))
+            self._tls_context = server_tls_context(tls_cert, tls_key)
+        self.token = token
         self.served = ServedModel(model_dir, name, version, max_batch)
         self.host, self.port, self.rest_port = host, port, rest_port
         self.max_message = int(max_message_mb * MiB)
         self.workers, self.max_concurrent = workers, max_concurrent
+        self.rest_limits = RestLimits(max_body=self.max_message * 8,
+                                      max_connections=max_connections,
+                                      max_in_flight=max_concurrent, idle_timeout=idle_timeout,
+                                      request_timeout=request_timeout)
         self._grpc = None
         self._http = None
         self._pool = None
         self._rest_pool = None
 
-    def start(self) -> Server:
-        import grpc
+    def warnings(self) -> list[str]:
+        """Warning lines when bound beyond loopback without TLS or a token."""
+        return exposure_warnings(self.host, self.tls is not None, self.token is not None)
 
+    def start(self) -> Server:
         self._pool = futures.ThreadPoolExecutor(max_workers=self.workers,
                                                 thread_name_prefix="predict")
         self._grpc = grpc.server(
             self._pool,
+            interceptors=[_TokenInterceptor(self.token)] if self.token else None,
             maximum_concurrent_rpcs=self.max_concurrent,
             options=[("grpc.max_receive_message_length", self.max_message),
                      ("grpc.max_send_message_length", max(self.max_message, 64 * MiB)),
@@ -309,19 +224,22 @@ class Server:
             PredictionServicer(self.served), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.served), self._grpc)
-        bound = self._grpc.add_insecure_port(f"{self.host}:{self.port}")
+        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        if self.tls is not None:
+            credentials = grpc.ssl_server_credentials([(self.tls[1], self.tls[0])])
+            bound = self._grpc.add_secure_port(address, credentials)
+        else:
+            bound = self._grpc.add_insecure_port(address)
         if bound == 0:
-            raise OSError(f"cannot bind gRPC to {self.host}:{self.port}")
+            raise OSError(f"cannot bind gRPC to {address}")
         self.port = bound
         self._grpc.start()
         if self.rest_port is not None:
             self._rest_pool = futures.ThreadPoolExecutor(max_workers=self.workers,
                                                          thread_name_prefix="rest")
-            # JSON numbers take several bytes each: allow 8× the gRPC message size
-            handler = make_rest_handler(self.served, self.max_message * 8, self._rest_pool,
-                                        self.max_concurrent)
-            self._http = ThreadingHTTPServer((self.host, self.rest_port), handler)
-            self._http.daemon_threads = True
+            self._http = make_rest_server(
+                (self.host, self.rest_port), self.served, self.rest_limits, self._rest_pool,
+                self.token, self._tls_context)
             self.rest_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, name="rest", daemon=True).start()
         return self
@@ -351,15 +269,33 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: a free one)")
     parser.add_argument("--rest-port", type=int, help="REST port (0: a free one; default none)")
     parser.add_argument("--max-batch", type=int, default=16)
-    parser.add_argument("--max-message-mb", type=float, default=4.0)
+    parser.add_argument("--max-message-mb", type=float, default=4.0,
+                        help="largest gRPC message in MiB (REST bodies: 8x)")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--max-concurrent", type=int, default=64)
+    parser.add_argument("--max-concurrent", type=int, default=64,
+                        help="requests in flight before RESOURCE_EXHAUSTED / HTTP 429")
+    parser.add_argument("--max-connections", type=int, default=32,
+                        help="REST connections served at once (more get HTTP 503)")
+    parser.add_argument("--idle-timeout", type=float, default=10.0,
+                        help="seconds a REST read may wait; idle connections close after it")
+    parser.add_argument("--request-timeout", type=float, default=60.0,
+                        help="seconds to receive a whole REST request")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC and REST over TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--token-file", help="file whose first line is the bearer token every "
+                                             f"call must carry (or set {TOKEN_ENV})")
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
     try:
+        token = read_token(args.token_file)
+        for line in exposure_warnings(args.host, args.tls_cert is not None, token is not None):
+            print(line, file=sys.stderr, flush=True)
         server = Server(args.model_dir, args.name, args.host, args.port, args.rest_port,
                         args.version, args.max_batch, args.max_message_mb, args.workers,
-                        args.max_concurrent).start()
-    except (FileNotFoundError, OSError) as err:
+                        args.max_concurrent, args.max_connections, args.idle_timeout,
+                        args.request_timeout, args.tls_cert, args.tls_key, token).start()
+    except (FileNotFoundError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -367,7 +303,8 @@ def main(argv=None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     rest = f"{args.host}:{server.rest_port}" if server.rest_port is not None else "-"
     print(f"READY grpc={args.host}:{server.port} rest={rest} model={server.served.name} "
-          f"version={server.served.version}", flush=True)
+          f"version={server.served.version} tls={'on' if server.tls else 'off'} "
+          f"token={'on' if token else 'off'}", flush=True)
     while not stop.wait(0.5):
         pass
     server.stop()

@@ -263,6 +263,28 @@ def test_cli_with_a_real_photo(server, model, lfw_photos, tmp_path):
     assert np.abs(result.astype(int) - numpy_float_to_uint8(local)[0]).max() <= 1
 
 
+def test_cli_goes_on_past_photos_that_fail(server, lfw_photos, tmp_path, capsys):
+    """A photo with no face or an unreadable file is reported; the other photos are served."""
+    import skimage.data
+    from PIL import Image
+
+    no_face = tmp_path / "coffee.png"  # a real photo with no face in it
+    Image.fromarray(skimage.data.coffee()).save(no_face)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    photo = lfw_photos[0]
+    out = tmp_path / "out"
+    for extra in (["--port", str(server["grpc"])], ["--rest", "--port", str(server["rest"])]):
+        code = main([str(no_face), str(photo), str(broken), *extra, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert f"FAILED {no_face}" in err and "no face" in err
+        assert f"FAILED {broken}" in err and "not an image" in err
+        assert "1 of 3 photos done, 2 failed" in err
+        assert [p.name for p in out.iterdir()] == [f"{photo.stem}_hallucinated.png"]
+    assert main([str(no_face), "--port", str(server["grpc"]), "--out", str(out)]) == 1
+
+
 def test_sigterm_shuts_down_cleanly(server):
     proc = server["proc"]
     proc.send_signal(signal.SIGTERM)

@@ -111,12 +111,35 @@ def model_inputs():
     }
 
 
+class _ClassProperty:
+    """A read-only property of the class (``Model.presets``, as in keras-hub)."""
+
+    def __init__(self, getter):
+        self.getter = getter
+        self.__doc__ = getter.__doc__
+
+    def __get__(self, instance, owner):
+        return self.getter(owner)
+
+
 class HallucinatorMixin:
     """What the cascade and its ProGAN variant share: scales, hallucinate, block access."""
 
     @property
     def scales(self):
         return SCALES
+
+    @_ClassProperty
+    def presets(cls) -> dict:
+        """The presets this class can load: ``{name: {"description", "class_name", ...}}``.
+
+        Example:
+            >>> sorted(CascadedHallucinator.presets)
+            ['lfw_cascade_small']
+        """
+        from keras_facehallu.presets import preset_catalog
+
+        return preset_catalog(cls)
 
     @classmethod
     def from_preset(cls, preset: str, **overrides):
@@ -160,14 +183,50 @@ class HallucinatorMixin:
         return np.asarray(outputs[f"image_{SCALES[-1]}"], dtype=np.float32)
 
 
+def _is_weights_file(weights) -> bool:
+    import os
+
+    return str(weights).endswith(".weights.h5") and os.path.isfile(weights)
+
+
+def preset_arguments(cls, weights, **given) -> dict:
+    """Constructor arguments for ``cls(weights=preset)``: the preset's config, then ``given``.
+
+    Arguments given as ``None`` take the preset's value, so ``CascadedHallucinator(weights=name)``
+    is the model ``from_preset(name)`` builds; a given ``width`` must equal the preset's (the
+    weights would not fit otherwise). A ``.weights.h5`` file or ``weights=None`` changes nothing.
+
+    Raises:
+        PresetError: the preset holds another class, its config is invalid (checked before
+            anything is built), or ``width`` differs.
+    """
+    if weights is None or _is_weights_file(weights):
+        return given
+    from keras_facehallu.presets import PresetError, read_preset_config
+
+    spec = read_preset_config(weights)
+    if spec["class_name"] != cls.__name__:
+        raise PresetError(
+            f"weights={str(weights)!r} hold a {spec['class_name']}, not a {cls.__name__}"
+        )
+    config = spec["config"]
+    width = given.get("width")
+    if width is not None and float(width) != float(config.get("width", 1.0)):
+        raise PresetError(
+            f"weights={str(weights)!r} were trained at width {config.get('width')}, this "
+            f"{cls.__name__} has width {width}; leave width out (the preset's is used) or use "
+            f"{cls.__name__}.from_preset({str(weights)!r})"
+        )
+    return {**given, **{k: v for k, v in config.items() if given.get(k) is None}}
+
+
 def load_weights_argument(model, weights) -> None:
     """keras.applications-style ``weights=``: a preset name/folder or a ``.weights.h5`` file.
 
-    A preset's ``width`` must equal the model's; the preset's weights are loaded into ``model``.
+    A preset's ``width`` must equal the model's; the preset's weights are loaded into ``model``
+    and its metadata kept in ``model.preset_metadata``.
     """
-    import os
-
-    if str(weights).endswith(".weights.h5") and os.path.isfile(weights):
+    if _is_weights_file(weights):
         model.load_weights(str(weights))
         return
     from keras_facehallu.presets import PresetError, read_preset_config, resolve_preset
@@ -179,7 +238,12 @@ def load_weights_argument(model, weights) -> None:
             f"{type(model).__name__} has width {model.width}; build it with that width or use "
             f"{type(model).__name__}.from_preset({str(weights)!r})"
         )
-    model.load_weights(str(resolve_preset(weights) / "model.weights.h5"))
+    folder = resolve_preset(weights)
+    model.load_weights(str(folder / "model.weights.h5"))
+    from keras_facehallu.presets import _read_metadata
+
+    model.preset_metadata = _read_metadata(folder)
+    model.preset_metadata.setdefault("name", folder.name)
 
 
 @keras.saving.register_keras_serializable(package="keras_facehallu")
@@ -192,12 +256,17 @@ class CascadedHallucinator(HallucinatorMixin, keras.Model):
     the scales are combined (our interpretation).
 
     Args:
-        width: multiplier on every filter count and fc size (1.0 = the paper; 1/16 for tests).
-        paste_face: put the input face pixels back into ``image_128``.
+        width: multiplier on every filter count and fc size (default 1.0 = the paper; 1/16 for
+            tests; with a preset as ``weights``, the preset's).
+        paste_face: put the input face pixels back into ``image_128`` (default False; with a
+            preset as ``weights``, the preset's).
         seed: base seed of all kernel initializers (``None``: Keras' global seeding).
         name: model name.
         weights: optional preset name or folder (e.g. ``"lfw_cascade_small"``) or a
             ``.weights.h5`` file to load, as in ``keras.applications``; not part of the config.
+            A preset supplies what its config defines, so ``CascadedHallucinator(weights=name)``
+            equals ``CascadedHallucinator.from_preset(name)``; ``CascadedHallucinator.presets``
+            lists the names.
 
     Example:
         >>> model = CascadedHallucinator(width=1 / 16, seed=0)
@@ -205,8 +274,14 @@ class CascadedHallucinator(HallucinatorMixin, keras.Model):
         ['image_128', 'image_16', 'image_32', 'image_64', 'image_8']
     """
 
-    def __init__(self, width: float = 1.0, paste_face: bool = False, seed: int | None = None,
-                 name: str = "cascaded_hallucinator", weights=None, **kwargs):
+    def __init__(self, width: float | None = None, paste_face: bool | None = None,
+                 seed: int | None = None, name: str = "cascaded_hallucinator", weights=None,
+                 **kwargs):
+        given = preset_arguments(type(self), weights, width=width, paste_face=paste_face,
+                                 seed=seed)
+        width = 1.0 if given["width"] is None else given["width"]
+        paste_face = bool(given["paste_face"])
+        seed = given["seed"]
         inputs = model_inputs()
         outputs = build_cascade_graph(inputs["masked_image"], inputs["mask"], width, seed,
                                       paste_face)

@@ -29,6 +29,7 @@ from keras_facehallu.losses.config import LossConfig
 from keras_facehallu.losses.identity import identity_loss
 from keras_facehallu.losses.perceptual import perceptual_loss
 from keras_facehallu.losses.pixel import pixel_loss
+from keras_facehallu.preprocessing import check_batch, to_training_data
 from keras_facehallu.pyramid import image_pyramid, mask_pyramid, masked_pyramid
 
 LOG_NAMES = ("g_loss", "d_loss", "pixel", "adv", "pc", "id", "pixel_hidden")
@@ -42,6 +43,7 @@ def _unpack(data):
         )
     x, y = data[0], data[1]
     _check_inputs(x)
+    check_batch(x, y)  # uint8 photos would train as if they were in [-1, 1]
     return x, y
 
 
@@ -199,7 +201,23 @@ class HallucinationGAN(keras.Model):
 
     def call(self, inputs, training=False):
         _check_inputs(inputs)
+        check_batch(inputs)
         return self.generator(inputs, training=training)
+
+    # numpy arrays in (e.g. uint8 from prepare_face): converted to the model's ranges, or refused.
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        x, y = to_training_data(x, y)
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            validation_data = (*to_training_data(*validation_data[:2]), *validation_data[2:])
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = to_training_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        x, _ = to_training_data(x)
+        return super().predict(x, *args, **kwargs)
 
     # -------------------------------------------------------------------------- the maths ----
     def scale_weights(self):

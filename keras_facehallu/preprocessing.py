@@ -119,3 +119,110 @@ def to_model_inputs(masked_image, mask, size: int = INPUT_SIZE):
             f"masked_image and mask: batch sizes differ ({n_image} images, {n_mask} masks)"
         )
     return {"masked_image": image, "mask": mask}
+
+
+def to_target_images(images, size: int = INPUT_SIZE, argument: str = "image"):
+    """Validate and convert real (target) images to float32 [-1, 1], [N, size, size, 3].
+
+    Args:
+        images: uint8 0..255 or float [-1, 1], [N, size, size, 3] or [size, size, 3].
+        size: expected side length.
+        argument: the name used in errors.
+
+    Example:
+        >>> to_target_images(np.full((128, 128, 3), 255, "uint8")).max()
+        1.0
+    """
+    arr = _to_numpy(images, argument)
+    if arr is None:
+        return ops.cast(images, "float32")
+    try:
+        return _image_to_float(arr, size)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(str(exc).replace("masked_image", argument, 1)) from None
+
+
+def _is_concrete(value) -> bool:
+    return isinstance(value, (np.ndarray, list, tuple)) and not isinstance(value, str)
+
+
+def to_training_data(x, y=None):
+    """Arrays given to ``HallucinationGAN.fit/evaluate/predict`` in the model's ranges.
+
+    ``x`` a dict ``{"masked_image", "mask"}`` of numpy arrays (e.g. uint8 from ``prepare_face``)
+    is converted with :func:`to_model_inputs`, and ``y`` (numpy) with :func:`to_target_images`:
+    uint8 becomes [-1, 1], floats outside [-1, 1] are refused with a clear error. Anything else
+    (a ``tf.data.Dataset``, a generator, tensors) is returned unchanged; its batches are checked
+    for integer dtypes by :func:`check_batch` inside the step.
+
+    Example:
+        >>> x, y = to_training_data(*faces_to_arrays(prepare_faces(paths)))  # doctest: +SKIP
+    """
+    if isinstance(x, dict) and {"masked_image", "mask"} <= set(x) and all(
+        _is_concrete(x[k]) for k in ("masked_image", "mask")
+    ):
+        x = {**x, **to_model_inputs(x["masked_image"], x["mask"])}
+        if _is_concrete(y):
+            y = to_target_images(y)
+            if y.shape[0] != x["masked_image"].shape[0]:
+                raise ValueError(
+                    f"image: {y.shape[0]} target images for {x['masked_image'].shape[0]} inputs"
+                )
+    elif _is_concrete(y):
+        y = to_target_images(y)
+    return x, y
+
+
+def check_batch(x, y=None) -> None:
+    """Refuses integer pixels inside a training or prediction step (only dtypes can be checked).
+
+    A ``tf.data`` pipeline or generator that yields uint8 images would otherwise train on
+    0..255 values as if they were in [-1, 1].
+
+    Raises:
+        TypeError: naming the input and the dtype found.
+    """
+    from keras import backend
+
+    parts = dict(x) if isinstance(x, dict) else {}
+    if y is not None:
+        parts["image"] = y
+    for name in ("masked_image", "image"):
+        value = parts.get(name)
+        if value is None or not hasattr(value, "dtype"):
+            continue
+        dtype = backend.standardize_dtype(value.dtype)
+        if not dtype.startswith(("float", "bfloat")):
+            raise TypeError(
+                f"HallucinationGAN: batch {name!r} has dtype {dtype}; expected float in [-1, 1]. "
+                "Convert uint8 photos with keras_facehallu.preprocessing.to_model_inputs / "
+                "to_target_images (or pass numpy arrays to fit/evaluate/predict, which convert "
+                "them)"
+            )
+
+
+def faces_to_arrays(results):
+    """``({"masked_image", "mask"}, image)`` uint8 arrays from ``prepare_face(s)`` results.
+
+    Fine-tuning on a few photos in memory: failed results (``ok=False``) are skipped, lists (from
+    ``all_faces=True``) are flattened; ``HallucinationGAN.fit`` converts the uint8 arrays.
+
+    Raises:
+        ValueError: no result is usable (the reasons are listed).
+
+    Example:
+        >>> x, y = faces_to_arrays(prepare_faces(["a.jpg", "b.jpg"]))  # doctest: +SKIP
+        >>> gan.fit(x, y, batch_size=2, epochs=10)  # doctest: +SKIP
+    """
+    flat = []
+    for item in results if isinstance(results, (list, tuple)) else [results]:
+        flat.extend(item if isinstance(item, (list, tuple)) else [item])
+    good = [r for r in flat if getattr(r, "ok", False)]
+    if not good:
+        reasons = sorted({f"{r.source}: {r.reason}" for r in flat if hasattr(r, "reason")})
+        raise ValueError(f"faces_to_arrays: no usable face among {len(flat)} results {reasons}")
+    x = {
+        "masked_image": np.stack([r.masked_image for r in good]),
+        "mask": np.stack([r.mask for r in good]),
+    }
+    return x, np.stack([r.image for r in good])

@@ -11,7 +11,11 @@ A preset folder holds ``config.json`` (the model class and its constructor argum
    preset's ``url`` with ``keras.utils.get_file``.
 
 Registered presets carry the sha256 of each file and every copy is checked against it; a folder
-given by path is checked against the hashes in its own ``metadata.json``.
+given by path is checked against the hashes in its own ``metadata.json`` -- which proves only that
+the files were not damaged since that file was written, not who wrote them. A folder whose files
+cannot be verified (no ``metadata.json``, or one that does not list ``config.json`` and
+``model.weights.h5``) loads with an :class:`UnverifiedPresetWarning`. Every config is checked
+(:func:`validate_config`: known arguments, sane types, ``0 < width <= 1``) before anything is built.
 
 Example:
     >>> from keras_facehallu.cascade import CascadedHallucinator
@@ -21,11 +25,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from keras_facehallu.assets import sha256_of
@@ -36,10 +44,15 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 PACKAGED_DIR = Path(__file__).resolve().parent / "presets"
+MAX_WIDTH = 1.0  # the paper's size (~370 M parameters); a preset asking for more is refused
 
 
 class PresetError(RuntimeError):
     """A preset could not be found, downloaded or verified."""
+
+
+class UnverifiedPresetWarning(UserWarning):
+    """A preset folder's files could not be checked against any recorded hash."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +109,19 @@ def _load_packaged_registrations() -> None:
         )
 
 
+def _read_metadata(folder: Path) -> dict:
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise PresetError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    return meta
+
+
 def _cache_dir() -> Path:
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / "facehallu" / "presets"
@@ -137,10 +163,21 @@ def resolve_preset(name_or_dir: str | os.PathLike, download: bool = True) -> Pat
             raise PresetError(
                 f"{path} is not a preset folder: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it"
             )
-        meta_path = path / METADATA_FILE
-        if meta_path.is_file():
-            files = json.loads(meta_path.read_text()).get("files", {})
-            _check_folder(path, files, "its metadata.json")
+        files = _read_metadata(path).get("files") or {}
+        if not isinstance(files, dict):
+            raise PresetError(f"{path / METADATA_FILE}: 'files' must map file names to sha256")
+        unlisted = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if f not in files]
+        if unlisted:
+            why = (f"it has no {METADATA_FILE}" if not (path / METADATA_FILE).is_file()
+                   else f"its {METADATA_FILE} lists no sha256 for {', '.join(unlisted)}")
+            warnings.warn(
+                f"preset folder {path}: its files cannot be verified ({why}); a damaged or "
+                "tampered file would load unnoticed. Load only folders you trust, or write "
+                "them with save_to_preset",
+                UnverifiedPresetWarning,
+                stacklevel=3,
+            )
+        _check_folder(path, files, "its metadata.json")
         return path
     name = str(name_or_dir)
     presets = list_presets()
@@ -198,10 +235,117 @@ def _model_classes() -> dict:
     return {"CascadedHallucinator": CascadedHallucinator, "ProGANHallucinator": ProGANHallucinator}
 
 
+def _read_spec(folder: Path):
+    """``(model class, config.json dict)`` of a resolved preset folder, checked for shape."""
+    path = folder / CONFIG_FILE
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise PresetError(f"{path}: expected {{'class_name': ..., 'config': {{...}}}}")
+    classes = _model_classes()
+    class_name = spec.get("class_name")
+    if class_name not in classes:
+        raise PresetError(
+            f"{path}: unknown class_name {class_name!r}; expected one of {sorted(classes)}"
+        )
+    return classes[class_name], spec
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_config(cls, config: dict, source="config") -> dict:
+    """Checks a preset's constructor arguments before anything is built; returns ``config``.
+
+    Only the arguments of ``cls.__init__`` are accepted; ``width`` must be a number in
+    ``(0, MAX_WIDTH]`` (a bigger one would allocate tens of GiB before any other check),
+    ``paste_face`` a bool, ``seed`` an int or null, ``phase`` an int and ``alpha`` a number.
+
+    Raises:
+        PresetError: naming ``source``, the argument, what was expected and what was found.
+
+    Example:
+        >>> validate_config(CascadedHallucinator, {"width": 64})  # doctest: +SKIP
+        PresetError: config: width must be a number in (0, 1.0], found 64
+    """
+    accepted = {
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "weights") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    } | {"name", "trainable", "dtype"}
+    unknown = sorted(set(config) - accepted)
+    if unknown:
+        raise PresetError(
+            f"{source}: unknown arguments {unknown} for {cls.__name__}; expected some of "
+            f"{sorted(accepted)}"
+        )
+
+    def bad(key, expected):
+        raise PresetError(f"{source}: {key} must be {expected}, found {config[key]!r}")
+
+    if "width" in config:
+        width = config["width"]
+        if not (isinstance(width, (int, float)) and not isinstance(width, bool)
+                and math.isfinite(width) and 0 < width <= MAX_WIDTH):
+            bad("width", f"a number in (0, {MAX_WIDTH}]")
+    if "paste_face" in config and not isinstance(config["paste_face"], bool):
+        bad("paste_face", "true or false")
+    if "seed" in config and config["seed"] is not None and not (
+        _is_int(config["seed"]) and 0 <= config["seed"] < 2**32
+    ):
+        bad("seed", "null or an integer in [0, 2**32)")
+    if "phase" in config and not _is_int(config["phase"]):
+        bad("phase", "an integer")
+    if "alpha" in config and not (
+        isinstance(config["alpha"], (int, float)) and not isinstance(config["alpha"], bool)
+    ):
+        bad("alpha", "a number")
+    if "name" in config and not isinstance(config["name"], str):
+        bad("name", "a string")
+    return config
+
+
 def read_preset_config(name_or_dir: str | os.PathLike) -> dict:
-    """The preset's ``config.json`` as a dict (``class_name``, ``config``, ...)."""
+    """The preset's ``config.json`` as a dict (``class_name``, ``config``), validated."""
     folder = resolve_preset(name_or_dir)
-    return json.loads((folder / CONFIG_FILE).read_text())
+    cls, spec = _read_spec(folder)
+    validate_config(cls, spec["config"], folder / CONFIG_FILE)
+    return spec
+
+
+def preset_catalog(cls=None) -> dict:
+    """``{name: {"description", "class_name", "packaged", "url"}}`` of the registered presets.
+
+    Args:
+        cls: keep only presets known to hold this class (or a subclass); a preset that is not
+            on this machine yet is kept (its class is known once it is fetched).
+
+    Example:
+        >>> "lfw_cascade_small" in preset_catalog()
+        True
+    """
+    catalog = {}
+    for name, preset in sorted(list_presets().items()):
+        class_name = None
+        if preset.packaged and (PACKAGED_DIR / name / CONFIG_FILE).is_file():
+            with contextlib.suppress(Exception):
+                class_name = json.loads((PACKAGED_DIR / name / CONFIG_FILE).read_text())[
+                    "class_name"
+                ]
+        if cls is not None and class_name is not None:
+            known = _model_classes().get(class_name)
+            if known is None or not issubclass(known, cls):
+                continue
+        catalog[name] = {
+            "description": preset.description,
+            "class_name": class_name,
+            "packaged": preset.packaged,
+            "url": preset.url,
+        }
+    return catalog
 
 
 def load_preset(name_or_dir: str | os.PathLike, expected_class=None, **overrides):
@@ -217,17 +361,13 @@ def load_preset(name_or_dir: str | os.PathLike, expected_class=None, **overrides
         The model, with ``model.preset_metadata`` set to the preset's metadata.
     """
     folder = resolve_preset(name_or_dir)
-    spec = json.loads((folder / CONFIG_FILE).read_text())
-    classes = _model_classes()
-    class_name = spec.get("class_name")
-    if class_name not in classes:
-        raise PresetError(f"{folder / CONFIG_FILE}: unknown class_name {class_name!r}")
-    cls = classes[class_name]
+    cls, spec = _read_spec(folder)
     if expected_class is not None and not issubclass(cls, expected_class):
         raise PresetError(
-            f"preset {str(name_or_dir)!r} holds a {class_name}, not a {expected_class.__name__}"
+            f"preset {str(name_or_dir)!r} holds a {cls.__name__}, not a {expected_class.__name__}"
         )
-    config = {**spec["config"], **overrides}
+    config = validate_config(cls, {**spec["config"], **overrides}, folder / CONFIG_FILE)
+    class_name = cls.__name__
     model = cls.from_config(config)
     try:
         model.load_weights(str(folder / WEIGHTS_FILE))
@@ -235,8 +375,7 @@ def load_preset(name_or_dir: str | os.PathLike, expected_class=None, **overrides
         raise PresetError(
             f"{folder / WEIGHTS_FILE}: weights do not fit {class_name}({config}): {exc}"
         ) from exc
-    meta_path = folder / METADATA_FILE
-    model.preset_metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    model.preset_metadata = _read_metadata(folder)
     model.preset_metadata.setdefault("name", Path(str(name_or_dir)).name)
     return model
 

@@ -154,29 +154,22 @@ def write_models_config(model_dir: Path, base: str = "/models") -> Path:
 
     ``base`` is where ``model_dir`` is mounted inside the TF-Serving container.
     """
-    entries = []
-    for sub in sorted(p for p in model_dir.iterdir() if p.is_dir()):
-        if model_versions(sub):
-            entries.append(
-                "  config {\n"
-                f'    name: "{sub.name}"\n'
-                f'    base_path: "{base.rstrip("/")}/{sub.name}"\n'
-                '    model_platform: "tensorflow"\n'
-                "  }\n")
+    from serving.config import models_config, models_config_text  # built from the protos
+
+    entries = [(sub.name, f"{base.rstrip('/')}/{sub.name}")
+               for sub in sorted(p for p in model_dir.iterdir() if p.is_dir())
+               if model_versions(sub)]
     path = model_dir / MODELS_CONFIG
-    path.write_text("model_config_list {\n" + "".join(entries) + "}\n")
+    path.write_text(models_config_text(models_config(entries)))
     return path
 
 
 def write_batching_parameters(model_dir: Path, max_batch_size: int = 16) -> Path:
     """Writes the server-side batching parameters (``--batching_parameters_file``)."""
+    from serving.config import batching_parameters, batching_parameters_text
+
     path = model_dir / BATCHING_FILE
-    path.write_text(
-        f"max_batch_size {{ value: {max_batch_size} }}\n"
-        "batch_timeout_micros { value: 5000 }\n"
-        "max_enqueued_batches { value: 64 }\n"
-        "num_batch_threads { value: 4 }\n"
-        "pad_variable_length_inputs: false\n")
+    path.write_text(batching_parameters_text(batching_parameters(max_batch_size=max_batch_size)))
     return path
 
 

@@ -290,3 +290,44 @@ def test_sigterm_shuts_down_cleanly(server):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert "stopped" in server["log"].read_text()
+
+
+def test_tf_serving_config_files_are_built_from_the_protos(tmp_path):
+    from export.savedmodel import write_batching_parameters, write_models_config
+    from serving import config
+
+    (tmp_path / "facehallu" / "1").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()  # no version: not listed
+    models = write_models_config(tmp_path, "/models/")
+    batching = write_batching_parameters(tmp_path, max_batch_size=8)
+    assert config.check_model_dir(tmp_path) == ["facehallu"]
+    assert config.main([str(tmp_path)]) == 0
+    parsed = config.parse_models_config(models)
+    entry = parsed.model_config_list.config[0]
+    assert (entry.name, entry.base_path, entry.model_platform) == (
+        "facehallu", "/models/facehallu", "tensorflow")
+    assert "max_batch_size { value: 8 }" in batching.read_text()
+    assert config.parse_batching_parameters(batching).max_batch_size.value == 8
+    # names and values are checked when building, not pasted into the text
+    for entries in ([('a"b', "/models/x")], [("ok", "relative/path")], [("", "/m")]):
+        with pytest.raises(ValueError):
+            config.models_config(entries)
+    with pytest.raises(ValueError, match="max_batch_size"):
+        config.batching_parameters(max_batch_size=0)
+    # a broken or inconsistent file is refused with its name
+    for name, text, words in [
+            ("models.config", "model_config_list { config { name: 'x' }",
+             "not a ModelServerConfig"),
+            ("models.config", "model_config_list { config { name: 'gone' base_path: '/m/gone' "
+                              "model_platform: 'tensorflow' } }", "no version folder"),
+            ("batching_parameters.txt", "max_batch_size { value: 0 }", "max_batch_size"),
+            ("batching_parameters.txt", "max_batch_size { value: 8 } allowed_batch_sizes: 4 "
+                                        "allowed_batch_sizes: 2", "allowed_batch_sizes"),
+            ("batching_parameters.txt", "max_batch_size: 8", "not BatchingParameters")]:
+        good = (tmp_path / name).read_text()
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=words) as info:
+            config.check_model_dir(tmp_path)
+        assert name in str(info.value)
+        assert config.main([str(tmp_path)]) == 1
+        (tmp_path / name).write_text(good)

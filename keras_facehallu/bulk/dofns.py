@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -72,6 +73,7 @@ class PrepareFaces(beam.DoFn):
         self.photos = beam.metrics.Metrics.counter("facehallu", "photos_read")
         self.faces = beam.metrics.Metrics.counter("facehallu", "faces_aligned")
         self.failures = beam.metrics.Metrics.counter("facehallu", "failures")
+        self.millis = beam.metrics.Metrics.distribution("facehallu", "prepare_ms")
 
     def setup(self):
         from keras_facehallu.face.detect import get_detector
@@ -103,9 +105,11 @@ class PrepareFaces(beam.DoFn):
                              f"{source}: cannot be read: {type(exc).__name__}: {exc}", "read")
             return
         self.photos.inc()
+        start = time.perf_counter()
         found = prepare_face(data, all_faces=self.all_faces, forehead_margin=self.forehead_margin,
                              min_confidence=self.min_confidence, detector=self.detector,
                              predictor=self.predictor)
+        self.millis.update(int(1000 * (time.perf_counter() - start)))
         for index, face in enumerate(found if self.all_faces else [found]):
             # prepare_face names bytes "<bytes>"; name the photo instead.
             face = dataclasses.replace(face, source=source,
@@ -138,6 +142,7 @@ class WriteFaceOutputs(beam.DoFn):
         self.seed = int(seed)
         self.written = beam.metrics.Metrics.counter("facehallu", "faces_written")
         self.failures = beam.metrics.Metrics.counter("facehallu", "failures")
+        self.millis = beam.metrics.Metrics.distribution("facehallu", "write_ms")
 
     def setup(self):
         self.images = join(self.output, IMAGES_FOLDER)
@@ -164,6 +169,7 @@ class WriteFaceOutputs(beam.DoFn):
         job, made = prediction.example, prediction.inference
         face = job.face
         stem = face_stem(job.source, face.face_index)
+        start = time.perf_counter()
         try:
             meta = synthetic_metadata(made.model, made.preset)
             files = {"result": write_png_to(join(self.images, f"{stem}.png"), made.image, meta)}
@@ -190,6 +196,7 @@ class WriteFaceOutputs(beam.DoFn):
             ))
             return
         self.written.inc()
+        self.millis.update(int(1000 * (time.perf_counter() - start)))
         yield manifest_row(job.source, face, made.model, made.preset, files, background)
 
 

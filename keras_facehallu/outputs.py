@@ -195,22 +195,47 @@ class OutputNamer:
         return path
 
 
-def paste_into_photo(photo: np.ndarray, crop: np.ndarray, transform: np.ndarray) -> np.ndarray:
+def seam_alpha(size: int, feather: float = 0.08) -> np.ndarray:
+    """Float32 [size, size, 1] weight of a crop pasted into a photo: 1 inside, easing to 0 at the
+    crop's border over ``feather`` × ``size`` pixels (smoothstep), so the rotated square's edge
+    does not show.
+
+    Example:
+        >>> a = seam_alpha(128)
+        >>> float(a[64, 64, 0]), float(a[0, 64, 0]) < 0.01
+        (1.0, True)
+    """
+    ramp = max(1.0, feather * size)
+    centres = np.arange(size, dtype=np.float32) + 0.5
+    edge = np.minimum(centres, size - centres)  # distance of each pixel centre to the border
+    t = np.clip(edge / ramp, 0.0, 1.0)
+    t = t * t * (3.0 - 2.0 * t)
+    return np.minimum(t[:, None], t[None, :])[..., None].astype(np.float32)
+
+
+def paste_into_photo(
+    photo: np.ndarray, crop: np.ndarray, transform: np.ndarray, feather: float = 0.08
+) -> np.ndarray:
     """Maps a 128×128 result back into the original photo with the alignment ``transform``.
 
     Args:
         photo: the original photo, uint8 [H, W, 3].
         crop: the result in crop coordinates, uint8 [S, S, 3].
         transform: the 2×3 photo→crop affine of the face pipeline.
+        feather: width of the blended seam, as a fraction of the crop side (0: a hard edge).
 
     Returns:
-        uint8 [H, W, 3]: the photo with the crop's area replaced (edges anti-aliased).
+        uint8 [H, W, 3]: the photo with the crop's area replaced, the border of the square blended
+        into the photo (:func:`seam_alpha`).
     """
     from keras_facehallu.face.align import unwarp_image
 
     height, width = photo.shape[:2]
     warped = unwarp_image(crop, transform, (height, width)).astype(np.float32)
-    coverage = np.ones(crop.shape[:2] + (1,), np.float32)
+    if feather > 0:
+        coverage = seam_alpha(crop.shape[0], feather)
+    else:
+        coverage = np.ones(crop.shape[:2] + (1,), np.float32)
     alpha = unwarp_image(coverage, transform, (height, width)).reshape(height, width, 1)
     out = photo.astype(np.float32) * (1.0 - alpha) + warped * alpha
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -275,3 +275,22 @@ def test_facehallu_pngs_carry_xmp(two_photos, test_preset, tmp_path, capsys):
         with Image.open(png) as img:
             assert img.text["facehallu:synthetic"] == "true"
             assert "trainedAlgorithmicMedia" in img.text["XML:com.adobe.xmp"]
+
+
+# ------------------------------------------------------------------- the pasted-back seam ----
+def test_pasted_square_has_a_blended_seam():
+    from keras_facehallu.outputs import paste_into_photo
+
+    angle = np.deg2rad(20.0)
+    c, s = np.cos(angle), np.sin(angle)
+    # photo -> crop: rotate by 20 degrees about the photo centre (150, 150), crop centre (64, 64)
+    rotation = np.array([[c, s], [-s, c]])
+    transform = np.hstack([rotation, (np.array([64.0, 64.0]) - rotation @ [150.0, 150.0])[:, None]])
+    photo = np.zeros((300, 300, 3), np.uint8)
+    crop = np.full((128, 128, 3), 255, np.uint8)
+    blended = paste_into_photo(photo, crop, transform)[..., 0].astype(int)
+    hard = paste_into_photo(photo, crop, transform, feather=0)[..., 0].astype(int)
+    assert blended[150, 150] == 255 and blended[0, 0] == 0
+    step = max(np.abs(np.diff(blended, axis=0)).max(), np.abs(np.diff(blended, axis=1)).max())
+    hard_step = max(np.abs(np.diff(hard, axis=0)).max(), np.abs(np.diff(hard, axis=1)).max())
+    assert hard_step > 200 and step < 80, (hard_step, step)

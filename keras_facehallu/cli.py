@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="replace results of an earlier run in the output folder")
     existing.add_argument("--skip-existing", action="store_true",
                           help="keep results already in the output folder; do only the rest")
+    parser.add_argument("--device", default=None,
+                        help="run the model on this device, e.g. cpu or gpu:0 (default: the "
+                        "backend's choice)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -272,10 +275,11 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from keras_facehallu.startup import start_backend
+        from keras_facehallu.startup import device_scope, start_backend
 
         start_backend()
-        summary = run(args)
+        with device_scope(args.device):
+            summary = run(args)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)

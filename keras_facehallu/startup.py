@@ -96,3 +96,42 @@ def start_backend(quiet: bool = True) -> str:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
     return backend
+
+
+def available_devices() -> list[str]:
+    """The backend's devices as ``"cpu:0"``, ``"gpu:0"``, ... (what ``keras.device`` accepts)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        names = [d.name.split("device:")[-1] for d in tf.config.list_logical_devices()]
+    elif backend == "jax":
+        import jax
+
+        names = [f"{'gpu' if d.platform in ('gpu', 'cuda', 'rocm') else d.platform}:{d.id}"
+                 for d in jax.devices()] + [f"cpu:{d.id}" for d in jax.devices("cpu")]
+    else:
+        names = ["cpu:0"]
+    return sorted({n.lower() for n in names})
+
+
+def device_scope(device: str | None):
+    """``keras.device(device)`` after checking that the backend has it; ``None``: its choice.
+
+    Raises:
+        ValueError: the device is not one of :func:`available_devices`.
+    """
+    if device is None:
+        return contextlib.nullcontext()
+    import keras
+
+    name = device.lower() if ":" in device else f"{device.lower()}:0"
+    found = available_devices()
+    if name not in found:
+        raise ValueError(
+            f"--device {device}: not available to the {keras.backend.backend()} backend here; "
+            f"found {found}"
+        )
+    return keras.device(name)

@@ -294,3 +294,14 @@ def test_pasted_square_has_a_blended_seam():
     step = max(np.abs(np.diff(blended, axis=0)).max(), np.abs(np.diff(blended, axis=1)).max())
     hard_step = max(np.abs(np.diff(hard, axis=0)).max(), np.abs(np.diff(hard, axis=1)).max())
     assert hard_step > 200 and step < 80, (hard_step, step)
+
+
+def test_device_choice(two_photos, test_preset, tmp_path, capsys):
+    from keras_facehallu.startup import available_devices
+
+    assert "cpu:0" in available_devices()
+    assert _run(two_photos, tmp_path / "cpu", test_preset, "--device", "cpu") == 0
+    capsys.readouterr()
+    assert _run(two_photos, tmp_path / "none", test_preset, "--device", "tpu:7") == 2
+    err = capsys.readouterr().err
+    assert "--device tpu:7: not available" in err and "cpu:0" in err

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +272,10 @@ def run(args) -> dict:
     return summary
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"facehallu: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -278,7 +283,8 @@ def main(argv=None) -> int:
         from keras_facehallu.startup import device_scope, start_backend
 
         start_backend()
-        with device_scope(args.device):
+        with device_scope(args.device), warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one plain line each, e.g. an unverified preset
             summary = run(args)
     except SystemExit as exc:
         if isinstance(exc.code, str):

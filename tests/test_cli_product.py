@@ -305,3 +305,13 @@ def test_device_choice(two_photos, test_preset, tmp_path, capsys):
     assert _run(two_photos, tmp_path / "none", test_preset, "--device", "tpu:7") == 2
     err = capsys.readouterr().err
     assert "--device tpu:7: not available" in err and "cpu:0" in err
+
+
+def test_unverifiable_preset_folder_is_one_warning_line(two_photos, test_preset, tmp_path,
+                                                        capsys):
+    preset = shutil.copytree(test_preset, tmp_path / "unverified")
+    (preset / "metadata.json").unlink()
+    assert _run(two_photos, tmp_path / "out", preset) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("facehallu: warning: preset folder") and "cannot be verified" in err
+    assert len(err.strip().splitlines()) == 1

@@ -14,6 +14,10 @@ pre-aligned 128×128 PNG pairs with ``--masks``)::
     python -m serving.client photo.jpg --host 127.0.0.1 --port 8500 --out results/
     python -m serving.client face.png --masks mask.png --port 8501 --rest --out results/
 
+A photo that cannot be prepared (not an image, no face) is reported as ``FAILED PATH: reason`` on
+stderr and the others are still served; the exit status is 1 when any failed (as ``facehallu``).
+Results are PNGs marked as synthetic (text chunks and IPTC ``DigitalSourceType`` in XMP).
+
 Example:
     >>> with PredictionClient("127.0.0.1", 8500) as client:  # doctest: +SKIP
     ...     image = client.hallucinate(masked_image_uint8, mask)  # uint8 [N,128,128,3]
@@ -531,7 +535,8 @@ def main(argv=None) -> int:
                               "mask": mask.astype(np.float32)}
                     out = client.predict(inputs)["image"]
                     result = np.round((np.clip(out, -1, 1) + 1) * 127.5).astype(np.uint8)
-                write_results(result, kept, args.out)
+                write_results(result, kept, args.out, args.model_name,
+                              f"{args.host}:{port}")
                 print(f"{len(kept)} of {len(args.images)} photos done, {len(failures)} failed; "
                       f"results in {args.out}", file=sys.stderr)
     except (ServingError, ValueError, OSError) as err:
@@ -540,15 +545,20 @@ def main(argv=None) -> int:
     return 1 if failures else 0
 
 
-def write_results(images: np.ndarray, sources, out: Path) -> list[Path]:
-    """Writes ``OUT/<stem>_hallucinated.png`` for each result; returns the paths."""
-    from PIL import Image
+def write_results(images: np.ndarray, sources, out: Path, model: str = "facehallu",
+                  server: str = "") -> list[Path]:
+    """Writes ``OUT/<stem>_hallucinated.png`` for each result; returns the paths.
+
+    Each PNG is marked as synthetic like ``facehallu``'s (text chunks and an XMP packet with IPTC
+    ``DigitalSourceType`` = ``trainedAlgorithmicMedia``), naming the served model and server.
+    """
+    from keras_facehallu.outputs import synthetic_metadata, write_image
 
     out.mkdir(parents=True, exist_ok=True)
+    metadata = synthetic_metadata(f"served:{model}", "served", server=server)
     paths = []
     for image, source in zip(images, sources, strict=True):
-        path = out / f"{Path(source).stem}_hallucinated.png"
-        Image.fromarray(image).save(path)
+        path = write_image(out / f"{Path(source).stem}_hallucinated.png", image, metadata)
         print(path)
         paths.append(path)
     return paths

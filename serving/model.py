@@ -202,11 +202,12 @@ class ServedModel:
 
         key = self.signature(signature_name)
         self.check_inputs(key, inputs)
+        names = sorted(self.signatures[key].structured_outputs)
+        unknown = sorted(set(output_filter) - set(names))
+        if unknown:  # before the model runs
+            raise RequestError("INVALID_ARGUMENT", f"output_filter: unknown outputs {unknown}, "
+                                                   f"expected {names}")
         outputs = self.signatures[key](**{k: tf.constant(v) for k, v in inputs.items()})
         if output_filter:
-            unknown = sorted(set(output_filter) - set(outputs))
-            if unknown:
-                raise RequestError("INVALID_ARGUMENT", f"output_filter: unknown outputs "
-                                                       f"{unknown}, expected {sorted(outputs)}")
             outputs = {k: outputs[k] for k in output_filter}
         return {k: v.numpy() for k, v in outputs.items()}

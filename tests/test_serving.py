@@ -282,6 +282,9 @@ def test_cli_goes_on_past_photos_that_fail(server, lfw_photos, tmp_path, capsys)
         assert f"FAILED {broken}" in err and "not an image" in err
         assert "1 of 3 photos done, 2 failed" in err
         assert [p.name for p in out.iterdir()] == [f"{photo.stem}_hallucinated.png"]
+        written = Image.open(out / f"{photo.stem}_hallucinated.png")
+        assert written.text["facehallu:synthetic"] == "true"  # marked like facehallu's
+        assert "trainedAlgorithmicMedia" in written.text["XML:com.adobe.xmp"]
     assert main([str(no_face), "--port", str(server["grpc"]), "--out", str(out)]) == 1
 
 

@@ -179,6 +179,10 @@ def test_grpc_declared_shapes_and_content_length_are_checked_before_decoding(ser
             assert size < 120, size
     grown_mib = (_proc_status(pid)["VmHWM"] - before) / 1024
     assert grown_mib < 150, f"peak memory grew by {grown_mib:.0f} MiB on refused requests"
+    with PredictionClient(HOST, server["grpc"], timeout=60) as client:
+        with pytest.raises(ServingError, match="output_filter") as info:
+            client.predict(_good_inputs(), output_filter=["nope"])
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     _assert_serving(server)
 
 

@@ -315,6 +315,9 @@ def make_rest_handler(served: ServedModel, limits: RestLimits, pool, token: str 
                 self.close_connection = True
 
         def do_GET(self):  # noqa: N802 - http.server method name
+            if self.headers.get("Transfer-Encoding") or (self.headers.get("Content-Length")
+                                                         or "0").strip() != "0":
+                self.close_connection = True  # a body is not read: it cannot start the next one
             try:
                 self._authorize()
                 if self.path.endswith("/metadata"):

@@ -147,6 +147,11 @@ def test_grpc_declared_shapes_and_content_length_are_checked_before_decoding(ser
                                                 tensor_content=bytes(16 * 1024)),
                         "mask": _tensor("DT_UINT8", [20000, 128, 128, 1],
                                         tensor_content=bytes(16))}, "batch size"),
+        # the same with 8 KB of values that TensorFlow would pad ("edge") to the declared size
+        ("huge batch by fill", {"masked_image": _tensor("DT_UINT8", [20000, 128, 128, 3],
+                                                        int_val=[255] * 4000),
+                                "mask": _tensor("DT_UINT8", [20000, 128, 128, 1], int_val=[1])},
+         "batch size"),
         # under 100 bytes declaring 49 GB of float32, one value to "fill" it
         ("49 GB by fill", {"masked_image": _tensor("DT_FLOAT", [250000, 128, 128, 3],
                                                    float_val=[0.5]),
@@ -289,16 +294,33 @@ def test_rest_idle_slow_and_surplus_connections_are_bounded(server):
                 closed = True
                 break
         assert closed and time.monotonic() - start < REQUEST + 5
-    # connections above the bound get 503 at once, without a thread each
+    # connections above the bound get 503 at once, without a thread each; the held ones trickle
+    # their headers so that the idle timeout does not free them during the check
     held = [socket.create_connection((HOST, server["rest"]), timeout=10)
             for _ in range(MAX_CONNECTIONS)]
+    stop = threading.Event()
+
+    def keep_busy():
+        while not stop.wait(0.2):
+            for sock in held:
+                try:
+                    sock.sendall(b"X")
+                except OSError:
+                    pass
+
+    for sock in held:
+        sock.sendall(b"GET /v1/models/facehallu HTTP/1.1\r\nX-Pad: ")
+    keeper = threading.Thread(target=keep_busy, daemon=True)
+    keeper.start()
     try:
-        time.sleep(0.3)
+        time.sleep(0.2)
         status, answer = _http(server["rest"], b"GET /v1/models/facehallu HTTP/1.1\r\n\r\n",
                                read_timeout=5)
         assert status == 503, answer[:200]
         assert _proc_status(pid)["Threads"] <= threads_before + MAX_CONNECTIONS + 2
     finally:
+        stop.set()
+        keeper.join()
         for sock in held:
             sock.close()
     time.sleep(0.5)

@@ -98,9 +98,9 @@ def batching_parameters_text(message) -> str:
     lines = []
     for field, value in message.ListFields():
         part = type(message)()
-        if field.label == field.LABEL_REPEATED:
+        if hasattr(value, "extend"):  # a repeated field
             getattr(part, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
+        elif field.message_type is not None:
             getattr(part, field.name).CopyFrom(value)
         else:
             setattr(part, field.name, value)

@@ -120,6 +120,9 @@ def main(argv=None) -> int:
     except PresetError as exc:
         print(f"facehallu-bulk: {exc}", file=sys.stderr)
         return 2
+    from keras_facehallu.startup import start_backend
+
+    start_backend()  # TensorFlow's native start-up lines kept off stderr (and off local workers')
     counts = run_pipeline(config, PipelineOptions(beam_args))
     if args.json:
         print(json.dumps({"output": config.output, **counts}, indent=2))

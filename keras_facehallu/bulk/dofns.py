@@ -106,9 +106,16 @@ class PrepareFaces(beam.DoFn):
             return
         self.photos.inc()
         start = time.perf_counter()
-        found = prepare_face(data, all_faces=self.all_faces, forehead_margin=self.forehead_margin,
-                             min_confidence=self.min_confidence, detector=self.detector,
-                             predictor=self.predictor)
+        try:
+            found = prepare_face(data, all_faces=self.all_faces,
+                                 forehead_margin=self.forehead_margin,
+                                 min_confidence=self.min_confidence, detector=self.detector,
+                                 predictor=self.predictor)
+        except Exception as exc:  # prepare_face reports bad photos itself; this is a bug's net
+            yield self._fail(source, "prepare_failed",
+                             f"{source}: the face pipeline failed: {type(exc).__name__}: {exc}",
+                             "prepare")
+            return
         self.millis.update(int(1000 * (time.perf_counter() - start)))
         for index, face in enumerate(found if self.all_faces else [found]):
             # prepare_face names bytes "<bytes>"; name the photo instead.

@@ -4,7 +4,7 @@ The manifest is Parquet (:data:`MANIFEST_SCHEMA`); the dead letters are JSON lin
 ``source``, ``face_index`` (``None`` when the whole photo failed), ``stage`` (``read``,
 ``prepare``, ``inference`` or ``write``), ``reason`` (a short code: the face pipeline's skip
 reasons such as ``no_face``, ``corrupt``, ``too_large``, plus ``unreadable``,
-``inference_failed`` and ``write_failed``) and ``message`` (naming the file).
+``prepare_failed``, ``inference_failed`` and ``write_failed``) and ``message`` (naming the file).
 
 Example:
     >>> row = failure_row("a.jpg", "no_face", "a.jpg: no face found", "prepare")

@@ -200,3 +200,20 @@ def test_usage_errors_exit_2(dataset, test_preset, tmp_path, capsys):
     assert main(["--input", str(dataset / "photos"), "--output", str(tmp_path), "--preset",
                  str(test_preset), "--batch-size", "0"]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_worker_processes(dataset, test_preset, tmp_path, lfw_photos):
+    """The same job in 2 DirectRunner worker processes: the DoFns and the model handler pickle,
+    load once per process, and the metrics come back from the workers."""
+    small = tmp_path / "small"
+    (small / "photos").mkdir(parents=True)
+    for photo in lfw_photos[:3]:
+        shutil.copy(photo, small / "photos" / photo.name)
+    shutil.copy(dataset / "photos" / "bad" / "no_face.png", small / "photos")
+    output = tmp_path / "out"
+    code = _run(small, output, test_preset, "--direct_num_workers", "2",
+                "--direct_running_mode", "multi_processing")
+    manifest, failures = _read(output)
+    assert code == 1 and len(manifest) == 3
+    assert [f["reason"] for f in failures] == ["no_face"]

@@ -14,9 +14,15 @@ One training step is a discriminator step then a generator step:
 
 ``target_s`` is the real image area-averaged to scale ``s`` (``pyramid.image_pyramid``) and
 ``cond_s`` the masked input face at that scale (``pyramid.masked_pyramid``).
+
+With ``ema_decay`` set, the GAN also keeps an exponential moving average of the generator's
+trainable weights, updated after every G step (``avg ← d · avg + (1 − d) · w``); the average is
+what snapshots, sample grids and the shipped presets hold (:meth:`HallucinationGAN.averaged`).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import keras
 from keras import ops
@@ -72,6 +78,8 @@ class HallucinationGAN(keras.Model):
         spectral_norm: spectral normalisation in the default discriminators.
         seed: base seed of the default discriminators' initializers (scale ``s`` gets
             ``seed + s``); None: Keras' global seeding.
+        ema_decay: keep an exponential moving average of the generator's trainable weights with
+            this decay per G step (e.g. 0.999); None: no average.
 
     Example:
         >>> gan = HallucinationGAN(CascadedHallucinator(width=1 / 16))  # doctest: +SKIP
@@ -88,6 +96,7 @@ class HallucinationGAN(keras.Model):
         discriminator_width: float | None = None,
         spectral_norm: bool = False,
         seed: int | None = None,
+        ema_decay: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -131,6 +140,19 @@ class HallucinationGAN(keras.Model):
                 f"{self.scales}), found {len(discriminators)}"
             )
         self.discriminators = discriminators
+        if ema_decay is not None and not 0.0 < float(ema_decay) < 1.0:
+            raise ValueError(f"HallucinationGAN: ema_decay must be in (0, 1), found {ema_decay}")
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.average_variables = []
+        if self.ema_decay is not None:
+            for i, v in enumerate(generator.trainable_variables):
+                self.average_variables.append(
+                    self.add_weight(
+                        shape=tuple(v.shape), initializer="zeros", trainable=False,
+                        name=f"generator_average_{i}", dtype=v.dtype,
+                    )
+                )
+            self.reset_average()
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOG_NAMES}
         self.loss_config = LossConfig()
         self.perceptual_net = None
@@ -194,6 +216,41 @@ class HallucinationGAN(keras.Model):
         # Build now: TensorFlow would otherwise create the slots lazily inside the first step, and
         # the JAX step needs every slot in the state from the start.
         optimizer.build(self.trainable_variables)
+
+    # ------------------------------------------------------------- moving average of G ----
+    def reset_average(self):
+        """Sets the moving average to the generator's current weights (e.g. after loading them)."""
+        for avg, v in zip(
+            self.average_variables, self.generator.trainable_variables, strict=False
+        ):
+            avg.assign(ops.copy(v.value))  # a copy: JAX must not see one buffer twice in a step
+
+    def update_average(self):
+        """One EMA step towards the generator's current weights (stateful backends)."""
+        d = self.ema_decay
+        for avg, v in zip(self.average_variables, self.generator.trainable_variables, strict=True):
+            avg.assign(d * avg.value + (1.0 - d) * v.value)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """Within the block the generator holds the averaged weights (no-op without EMA).
+
+        Example:
+            >>> with gan.averaged():  # doctest: +SKIP
+            ...     save_to_preset(gan.generator, "my_preset")
+        """
+        if not self.average_variables:
+            yield self.generator
+            return
+        variables = self.generator.trainable_variables
+        saved = [ops.convert_to_numpy(v.value) for v in variables]
+        try:
+            for v, avg in zip(variables, self.average_variables, strict=True):
+                v.assign(ops.copy(avg.value))
+            yield self.generator
+        finally:
+            for v, value in zip(variables, saved, strict=True):
+                v.assign(value)
 
     @property
     def metrics(self):
@@ -360,6 +417,7 @@ class HallucinationGAN(keras.Model):
             "discriminator_width": self.discriminator_width,
             "spectral_norm": self.spectral_norm,
             "seed": self.seed,
+            "ema_decay": self.ema_decay,
         }
 
     @classmethod

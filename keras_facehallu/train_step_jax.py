@@ -95,6 +95,12 @@ def train_step(gan, state, data):
     new_g, new_opt = gan.g_optimizer.stateless_apply(optimizer_values[g_slice], g_grads, g_values)
     optimizer_values[g_slice] = new_opt
     trainable = with_values(g_idx, new_g)
+    if gan.average_variables:  # the moving average lives in the non-trainable state
+        where = {id(v): i for i, v in enumerate(gan.non_trainable_variables)}
+        d = gan.ema_decay
+        for avg, value in zip(gan.average_variables, new_g, strict=True):
+            i = where[id(avg)]
+            non_trainable[i] = d * non_trainable[i] + (1.0 - d) * value
     for i in iterations:
         optimizer_values[i] = optimizer_values[i] + 1
 

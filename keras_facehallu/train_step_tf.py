@@ -31,5 +31,7 @@ def train_step(gan, data):
         scaled = g_loss / replicas
     grads = tape.gradient(scaled, g_vars)
     gan.g_optimizer.apply(grads, g_vars)
+    if gan.average_variables:
+        gan.update_average()
     gan.optimizer.iterations.assign_add(1)
     return gan.update_trackers({"g_loss": g_loss, "d_loss": d_loss, **parts})

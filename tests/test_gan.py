@@ -162,3 +162,27 @@ def test_progan_trains_with_the_growing_callback():
                for s in gan.scales}
     # 8 trains from step 0, 16 from step 1, 32 from step 2; 64 and 128 are not grown yet.
     assert changed == {8: True, 16: True, 32: True, 64: False, 128: False}
+
+
+def test_moving_average_of_the_generator_follows_its_updates():
+    """avg_1 = d·w_0 + (1 − d)·w_1 after one step from avg_0 = w_0; averaged() swaps, restores."""
+    keras.utils.set_random_seed(0)
+    generator = CascadedHallucinator(width=WIDTH, seed=0)
+    gan = HallucinationGAN(generator, seed=0, ema_decay=0.75)
+    gan.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+    w0 = weights(generator)
+    np.testing.assert_array_equal(np.asarray(gan.average_variables[0]), w0[0])
+    data, (x, _) = make_batches(n=2, batch_size=2)
+    gan.fit(data, epochs=1, verbose=0)
+    w1 = [np.asarray(v) for v in generator.trainable_variables]
+    assert not np.allclose(w1[0], w0[0])
+    for avg, a, b in zip(gan.average_variables, w0, w1, strict=True):
+        np.testing.assert_allclose(np.asarray(avg), 0.75 * a + 0.25 * b, rtol=1e-5, atol=1e-6)
+    with gan.averaged() as averaged:
+        np.testing.assert_allclose(
+            np.asarray(averaged.trainable_variables[0]), 0.75 * w0[0] + 0.25 * w1[0], atol=1e-6
+        )
+    np.testing.assert_array_equal(np.asarray(generator.trainable_variables[0]), w1[0])
+    assert HallucinationGAN.from_config(gan.get_config()).ema_decay == 0.75
+    with pytest.raises(ValueError, match="ema_decay"):
+        HallucinationGAN(generator, ema_decay=1.5)

@@ -20,6 +20,7 @@ if REPO not in sys.path:
 prepare = importlib.import_module("training.prepare")
 
 VAL_FRACTION = 0.3
+TEST_FRACTION = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def source(lfw_photos, tmp_path_factory):
 def _run(src, out, *extra):
     args = prepare.build_parser().parse_args(
         ["--src", str(src), "--out", str(out), "--val-fraction", str(VAL_FRACTION),
-         "--shard-size", "3", "--workers", "0", *extra]
+         "--test-fraction", str(TEST_FRACTION), "--shard-size", "3", "--workers", "0", *extra]
     )
     return prepare.prepare(args)
 
@@ -55,6 +56,8 @@ def built(source, tmp_path_factory):
 def _all_examples(out):
     rows = []
     for split in records.SPLITS:
+        if not records.read_manifest(out)["shards"].get(split):
+            continue
         for ex in records.load_examples(out, split).as_numpy_iterator():
             rows.append((split, ex["source"].decode(), ex["person"].decode(), ex["image"]))
     return rows
@@ -83,10 +86,12 @@ def test_split_is_by_person_and_stable(built):
     assert len(rows) == manifest["summary"]["aligned"]
     by_split = {split: {person for s, _, person, _ in rows if s == split}
                 for split in records.SPLITS}
-    assert not by_split["train"] & by_split["validation"]
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not by_split[a] & by_split[b]
     for split, people in by_split.items():
-        assert all(prepare.person_split(p, VAL_FRACTION) == split for p in people)
-    assert by_split["train"] and by_split["validation"]
+        assert all(prepare.person_split(p, VAL_FRACTION, TEST_FRACTION) == split for p in people)
+    assert by_split["train"] and by_split["validation"] and by_split["test"]
+    assert manifest["config"]["test_fraction"] == TEST_FRACTION
     for _, _, person, image in rows:
         assert image.shape == (128, 128, 3)
         assert manifest["people"].index(person) >= 0
@@ -121,6 +126,12 @@ def test_person_split_is_a_stable_hash():
     names = [f"person_{i}" for i in range(2000)]
     share = np.mean([prepare.person_split(n, 0.1) == "validation" for n in names])
     assert 0.07 < share < 0.13
+    three = [prepare.person_split(n, 0.1, 0.05) for n in names]
+    assert 0.03 < three.count("test") / len(names) < 0.07
+    assert 0.03 < three.count("validation") / len(names) < 0.07
+    # the test split is cut out of the held-out range: nobody moves into or out of train
+    assert all((a == "train") == (b == "train") for a, b in zip(three, (
+        prepare.person_split(n, 0.1) for n in names), strict=True))
 
 
 @pytest.mark.lfw

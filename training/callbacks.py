@@ -89,12 +89,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
             if target.exists():  # left by a killed run that redid this epoch after --resume
                 shutil.rmtree(target)
             meta = {**self.metadata, "epoch": done, "logs": logs}
-            save_to_preset(self.model.generator, target, metadata=meta)
+            with self.model.averaged() as generator:
+                save_to_preset(generator, target, metadata=meta)
         save_checkpoint(self.model, self.run_dir / "checkpoints", done, logs)
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Renders fixed validation faces after each epoch: original | masked input | output.
+    """Renders fixed validation faces after each epoch: original | masked input | output (of the
+    generator's moving average when the GAN keeps one).
 
     Writes ``samples/epoch-NNNN.png`` and, when TensorFlow is installed, an image summary in
     ``tensorboard/validation``.
@@ -107,7 +109,8 @@ class SampleGrid(keras.callbacks.Callback):
         self.targets = np.asarray(targets)
 
     def on_epoch_end(self, epoch, logs=None):
-        out = self.model.generator.predict(self.inputs, verbose=0)["image_128"]
+        with self.model.averaged() as generator:
+            out = generator.predict(self.inputs, verbose=0)["image_128"]
         rows = [
             [t, m, o]
             for t, m, o in zip(

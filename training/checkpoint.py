@@ -1,4 +1,5 @@
-"""Atomic training checkpoints: generator, discriminators, optimizer slots and the epoch counter.
+"""Atomic training checkpoints: generator (and its moving average), discriminators, optimizer
+slots and the epoch counter.
 
 A checkpoint is one folder ``checkpoints/epoch-NNNN/`` holding ``state.h5`` (every variable, in a
 fixed order, with its path and shape) and ``state.json`` (epoch, step, logs). It is written to a
@@ -28,6 +29,8 @@ def _groups(gan) -> dict:
     groups = {"generator": list(gan.generator.weights)}
     for i, d in enumerate(gan.discriminators):
         groups[f"discriminator_{i}"] = list(d.weights)
+    if getattr(gan, "average_variables", None):
+        groups["generator_average"] = list(gan.average_variables)
     optimizer = getattr(gan, "optimizer", None)
     if optimizer is not None and getattr(optimizer, "built", False):
         groups["optimizer"] = list(optimizer.variables)

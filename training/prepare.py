@@ -1,15 +1,18 @@
 """Build training and validation data from a folder of photos (one sub-folder per person).
 
     python -m training.prepare --src ../shared/data/lfw --out work_data/lfw_prepared \
-        [--val-fraction 0.1] [--shard-size 500] [--workers 2] [--limit N]
+        [--val-fraction 0.1] [--test-fraction 0.05] [--shard-size 500] [--workers 2] [--limit N]
 
 Every photo is detected, aligned about the eyes and masked (:func:`keras_facehallu.prepare_face`)
 and written to sharded TFRecords in the format of :mod:`keras_facehallu.data.records`.
 
 - One face per photo: with ``--select central`` (default) the largest face whose box contains the
   photo's centre -- LFW photos are centred on the named person, and a bystander can be larger.
-- Split by person: a person goes to validation when the first 8 hex digits of the sha256 of the
-  name, as a fraction of 2**32, are below ``--val-fraction`` -- stable across runs and machines.
+- Split by person into train / validation / test: with ``h`` the first 8 hex digits of the
+  sha256 of the name as a fraction of 2**32, a person goes to test when ``h < --test-fraction``,
+  to validation when ``h < --val-fraction`` (and not test), else to train -- stable across runs
+  and machines. The held-out range is the same as before the test split existed, so the training
+  split (and what earlier models saw) did not change: test is cut out of the old validation.
 - Shards: each split's photos are put in a seeded order and cut into shards of ``--shard-size``
   photos, so every shard has a fixed list of inputs.
 - Workers: shards are processed by ``--workers`` spawned processes (TensorFlow limited to one
@@ -40,10 +43,18 @@ PROGRESS_DIR = "progress"
 SKIP_REPORT = "skipped.csv"
 
 
-def person_split(person: str, val_fraction: float) -> str:
-    """``"validation"`` or ``"train"`` from a stable hash of the person's name."""
+def person_split(person: str, val_fraction: float, test_fraction: float = 0.0) -> str:
+    """``"test"``, ``"validation"`` or ``"train"`` from a stable hash of the person's name.
+
+    Example:
+        >>> person_split("Aaron_Eckhart", 0.1, 0.05)
+        'train'
+    """
     digest = hashlib.sha256(person.encode("utf-8")).hexdigest()
-    return "validation" if int(digest[:8], 16) / 2**32 < val_fraction else "train"
+    h = int(digest[:8], 16) / 2**32
+    if h < test_fraction:
+        return "test"
+    return "validation" if h < val_fraction else "train"
 
 
 def list_photos(src: Path, limit: int | None = None) -> list[tuple[str, str]]:
@@ -60,7 +71,9 @@ def list_photos(src: Path, limit: int | None = None) -> list[tuple[str, str]]:
     return photos[:limit] if limit else photos
 
 
-def plan_shards(photos, val_fraction: float, shard_size: int, seed: int) -> list[dict]:
+def plan_shards(
+    photos, val_fraction: float, shard_size: int, seed: int, test_fraction: float = 0.0
+) -> list[dict]:
     """Shard specs ``{"split", "name", "files": [(rel, person), ...]}`` in a seeded order."""
     import numpy as np
 
@@ -68,7 +81,7 @@ def plan_shards(photos, val_fraction: float, shard_size: int, seed: int) -> list
 
     specs = []
     for split in SPLITS:
-        items = [p for p in photos if person_split(p[1], val_fraction) == split]
+        items = [p for p in photos if person_split(p[1], val_fraction, test_fraction) == split]
         if not items:
             continue
         order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(len(items))
@@ -242,21 +255,27 @@ def summarize(records: list[dict]) -> dict:
 
 def prepare(args) -> dict:
     """Runs the whole build (see the module docstring); returns the manifest."""
-    from keras_facehallu.data.records import write_manifest
+    from keras_facehallu.data.records import SPLITS, write_manifest
     from keras_facehallu.face.io import DEFAULT_MAX_PIXELS
 
     src, out = Path(args.src).resolve(), Path(args.out)
     if not 0.0 <= args.val_fraction < 1.0:
         raise SystemExit(f"--val-fraction: expected a value in [0, 1), found {args.val_fraction}")
+    if not 0.0 <= args.test_fraction <= args.val_fraction:
+        raise SystemExit(
+            f"--test-fraction: expected a value in [0, --val-fraction={args.val_fraction}], "
+            f"found {args.test_fraction}"
+        )
     if args.shard_size < 1:
         raise SystemExit(f"--shard-size: expected a positive integer, found {args.shard_size}")
     photos = list_photos(src, args.limit)
     people = sorted({person for _, person in photos})
-    specs = plan_shards(photos, args.val_fraction, args.shard_size, args.seed)
+    specs = plan_shards(photos, args.val_fraction, args.shard_size, args.seed, args.test_fraction)
     listing = hashlib.sha256("\n".join(rel for rel, _ in photos).encode()).hexdigest()
     config = {
         "src": str(src), "files": len(photos), "files_sha256": listing, "size": args.size,
-        "val_fraction": args.val_fraction, "shard_size": args.shard_size, "seed": args.seed,
+        "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
+        "shard_size": args.shard_size, "seed": args.seed,
         "forehead_margin": args.forehead_margin, "border": args.border,
         "min_confidence": args.min_confidence, "max_pixels": DEFAULT_MAX_PIXELS,
         "select": args.select,
@@ -305,7 +324,7 @@ def prepare(args) -> dict:
             writer.writerows(record["skipped"])
     summary = summarize(done)
     splits = {}
-    for split in ("train", "validation"):
+    for split in SPLITS:
         mine = [r for r in done if r["split"] == split]
         splits[split] = {
             "shards": [r["shard"] for r in mine],
@@ -322,7 +341,8 @@ def prepare(args) -> dict:
         "splits": {s: {k: v for k, v in i.items() if k != "shards"} for s, i in splits.items()},
         "summary": summary,
         "skip_report": SKIP_REPORT,
-        "split_rule": "sha256(person)[:8] / 2**32 < val_fraction -> validation",
+        "split_rule": "h = sha256(person)[:8] / 2**32; h < test_fraction -> test, "
+                      "h < val_fraction -> validation, else train",
         "last_run": {"shards_processed": len(todo), "images_processed": total,
                      "seconds": round(elapsed, 1), "workers": args.workers,
                      "first_shard": first_shard and {"seconds": round(first_shard[0], 2),
@@ -333,7 +353,8 @@ def prepare(args) -> dict:
     print(
         f"prepare: {summary['images_in']} images in, {summary['aligned']} aligned "
         f"({100 * summary['aligned_rate']:.2f}%), {summary['skipped']} skipped ({reasons}); "
-        f"train {splits['train']['examples']}, validation {splits['validation']['examples']}; "
+        + "; ".join(f"{k} {v['examples']}" for k, v in splits.items())
+        + "; "
         f"this run {total} images in {elapsed:.1f} s",
         file=sys.stderr,
     )
@@ -347,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--src", required=True, help="folder with one sub-folder per person")
     parser.add_argument("--out", required=True, help="output folder (created; resumable)")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of people held out of training (validation + test)")
+    parser.add_argument("--test-fraction", type=float, default=0.05,
+                        help="share of people in the test split (a part of the held-out share)")
     parser.add_argument("--shard-size", type=int, default=500, help="photos per shard")
     parser.add_argument("--workers", type=int, default=2, help="processes; 0 = in this process")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos (sorted)")

@@ -3,7 +3,8 @@
 Each run gets a numbered folder ``RUNS/NNNNN-NAME/`` holding ``config.json`` (the resolved config,
 data folder, backend, version), ``log.csv`` (every loss per epoch, validation included),
 ``checkpoints/`` (one atomic checkpoint per epoch), ``snapshots/epoch-NNNN/`` (preset folders of
-the generator at the chosen epochs), ``samples/`` (validation image grids), ``tensorboard/`` (when
+the generator at the chosen epochs; its moving average when ``ema_decay`` is set),
+``samples/`` (validation image grids), ``tensorboard/`` (when
 TensorFlow is installed), ``final/`` (the last generator as a preset) and ``status.json``.
 
 ``--resume RUN_DIR`` continues a killed run from its last finished epoch. A NaN or inf loss stops
@@ -66,7 +67,8 @@ def build_gan(cfg: TrainConfig):
             f"config {cfg.name!r}: model must be 'cascade' or 'progan', found {cfg.model!r}"
         )
     gan = HallucinationGAN(
-        generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm
+        generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm,
+        ema_decay=cfg.ema_decay,
     )
     loss = LossConfig.preset(cfg.loss_preset, **cfg.loss)
     perceptual_net = None
@@ -176,6 +178,8 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
     initial_epoch = state["epoch"] if state else 0
     if state is None and cfg.init_from:
         init_generator_from(gan.generator, cfg.init_from)
+        if gan.average_variables:
+            gan.reset_average()
         print(f"generator initialised from preset {cfg.init_from}", flush=True)
     if resume:
         print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
@@ -249,7 +253,8 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
         import shutil
 
         shutil.rmtree(final)
-    save_to_preset(gan.generator, final, metadata={**meta, "epoch": cfg.epochs})
+    with gan.averaged() as generator:  # the moving average where the run keeps one
+        save_to_preset(generator, final, metadata={**meta, "epoch": cfg.epochs})
     _write_json(run_dir / "status.json", {"status": "finished", "epoch": cfg.epochs})
     print(f"finished: {run_dir} (generator preset in {final}, version {__version__})", flush=True)
     return 0

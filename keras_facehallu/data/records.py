@@ -1,6 +1,6 @@
 """The prepared-data format: sharded TFRecords of aligned faces plus a ``manifest.json``.
 
-A prepared folder holds ``{train,validation}-NNNNN-of-MMMMM.tfrecord`` shards and
+A prepared folder holds ``{train,validation,test}-NNNNN-of-MMMMM.tfrecord`` shards and
 ``manifest.json``. Each record is a ``tf.train.Example`` with:
 
 ==============  =========  ===============================================================
@@ -36,7 +36,7 @@ import numpy as np
 from keras_facehallu.atomic import atomic_path, write_json
 
 MANIFEST = "manifest.json"
-SPLITS = ("train", "validation")
+SPLITS = ("train", "validation", "test")
 FORMAT_VERSION = 1
 _SHARD_RE = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
 
@@ -240,7 +240,7 @@ def load_examples(folder: str | os.PathLike, split: str = "train", deterministic
 
     Args:
         folder: a prepared folder.
-        split: ``"train"`` or ``"validation"``.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
         deterministic: keep record order (parallel decoding either way).
 
     Example:

@@ -229,7 +229,12 @@ def load_weights_argument(model, weights) -> None:
     if _is_weights_file(weights):
         model.load_weights(str(weights))
         return
-    from keras_facehallu.presets import PresetError, read_preset_config, resolve_preset
+    from keras_facehallu.presets import (
+        PresetError,
+        read_preset_config,
+        read_preset_metadata,
+        resolve_preset,
+    )
 
     config = read_preset_config(weights)["config"]
     if float(config.get("width", 1.0)) != model.width:
@@ -240,9 +245,7 @@ def load_weights_argument(model, weights) -> None:
         )
     folder = resolve_preset(weights)
     model.load_weights(str(folder / "model.weights.h5"))
-    from keras_facehallu.presets import _read_metadata
-
-    model.preset_metadata = _read_metadata(folder)
+    model.preset_metadata = read_preset_metadata(folder)
     model.preset_metadata.setdefault("name", folder.name)
 
 

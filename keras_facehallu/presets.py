@@ -109,8 +109,9 @@ def _load_packaged_registrations() -> None:
         )
 
 
-def _read_metadata(folder: Path) -> dict:
-    path = folder / METADATA_FILE
+def read_preset_metadata(folder: str | os.PathLike) -> dict:
+    """A preset folder's ``metadata.json`` as a dict (``{}`` when there is none)."""
+    path = Path(folder) / METADATA_FILE
     if not path.is_file():
         return {}
     try:
@@ -163,7 +164,7 @@ def resolve_preset(name_or_dir: str | os.PathLike, download: bool = True) -> Pat
             raise PresetError(
                 f"{path} is not a preset folder: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it"
             )
-        files = _read_metadata(path).get("files") or {}
+        files = read_preset_metadata(path).get("files") or {}
         if not isinstance(files, dict):
             raise PresetError(f"{path / METADATA_FILE}: 'files' must map file names to sha256")
         unlisted = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if f not in files]
@@ -375,7 +376,7 @@ def load_preset(name_or_dir: str | os.PathLike, expected_class=None, **overrides
         raise PresetError(
             f"{folder / WEIGHTS_FILE}: weights do not fit {class_name}({config}): {exc}"
         ) from exc
-    model.preset_metadata = _read_metadata(folder)
+    model.preset_metadata = read_preset_metadata(folder)
     model.preset_metadata.setdefault("name", Path(str(name_or_dir)).name)
     return model
 

@@ -94,7 +94,7 @@ def test_out_of_range_inputs_are_refused(faces):
     # A tf.data pipeline that yields uint8 is refused inside the step (only the dtype is known).
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
     with pytest.raises(TypeError, match="dtype uint8; expected float in \\[-1, 1\\]"):
-        gan.fit(data, epochs=1, verbose=0)
+        gan.fit(data, epochs=1, verbose=0, shuffle=False)
 
 
 # ----------------------------------------------------------------------------- presets ----

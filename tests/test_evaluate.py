@@ -121,3 +121,36 @@ def test_evaluate_baselines_only_and_bad_arguments(prepared, tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown metric"):
         evaluate.main(["--data", str(prepared), "--baselines-only", "--out", str(out),
                        "--metrics", "psnr"])
+
+
+def test_evaluate_checks_before_long_work_and_keeps_what_it_finished(prepared, tmp_path):
+    """A missing train split fails before any output is computed; a broken model does not cost
+    the other methods: their rows are written and the exit names the failure."""
+    import shutil
+
+    from keras_facehallu.data.records import read_manifest, write_manifest
+
+    no_train = tmp_path / "no_train"
+    shutil.copytree(prepared, no_train)
+    manifest = read_manifest(no_train)
+    (no_train / manifest["shards"]["train"][0]).unlink()
+    del manifest["shards"]["train"]
+    write_manifest(no_train, manifest)
+    out = tmp_path / "early"
+    with pytest.raises(SystemExit, match="mean-context baseline needs the train split"):
+        evaluate.main(["--data", str(no_train), "--baselines-only", "--out", str(out)])
+    assert not (out / "results.json").exists()
+    with pytest.raises(SystemExit, match="--split test"):
+        evaluate.main(["--data", str(prepared), "--split", "test", "--baselines-only",
+                       "--out", str(out)])
+
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a keras archive")
+    out = tmp_path / "late"
+    with pytest.raises(SystemExit, match="1 method\\(s\\) failed: broken"):
+        evaluate.main(["--data", str(prepared), "--model", str(broken), "--out", str(out),
+                       "--metrics", "ssim", "--quiet", "--no-mean-context"])
+    payload = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in payload["results"]] == list(evaluate.BASELINES[:2])
+    assert "broken" in payload["settings"]["failed"]
+    assert payload["settings"]["complete"] is False

@@ -22,6 +22,12 @@ in which its FID is below each baseline's — whether a lead survives resampling
 Real-image Inception features are cached under a hash of the prepared folder's manifest, the split
 and ``--limit``, and of the FID detector's sha256 (``--cache-dir``, default under ``$KERAS_HOME``).
 FID and KID on a few hundred images are biased and noisy; compare numbers only at equal N.
+
+Before any long work the command checks what it needs (the split, the train split that the mean
+context is built from, every ``--model``, the output folder) and says which metrics will be
+unavailable. The results files are rewritten after every method, so a late failure keeps what
+was finished; a method that fails is reported (``failed`` in ``results.json``) and the others
+still run; the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -119,7 +125,8 @@ def build_methods(args, masked, masks):
                                              cache_dir=cache_dir)
         return baseline(masked, masks)
 
-    methods.append((_unique_name(BASELINES[2], taken), "baseline", mean_context))
+    if not args.no_mean_context:
+        methods.append((_unique_name(BASELINES[2], taken), "baseline", mean_context))
     return methods
 
 
@@ -249,9 +256,9 @@ def evaluate(args) -> dict:
     metric_names = list(args.metrics or (*TABLE6_METRICS, *EXTRA_METRICS))
     for name in metric_names:
         get_metric(name)  # raises on unknown names
+    preflight(args, metric_names)
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     originals, masks, sources = load_split(args.data, args.split, args.limit)
     masked = originals * masks
     if (Path(args.data) / "manifest.json").is_file():
@@ -267,12 +274,28 @@ def evaluate(args) -> dict:
         seed=args.seed,
     )
     methods = build_methods(args, masked, masks)
+    settings = {
+        "data": str(args.data), "split": args.split, "n": int(len(originals)),
+        "limit": args.limit, "models": list(args.model or []), "seed": args.seed,
+        "inpaint_radius": args.inpaint_radius, "kid_subsets": args.kid_subsets,
+        "mean_context_limit": args.mean_context_limit, "real_data_hash": data_hash,
+        "bootstrap": args.bootstrap,
+        "date": datetime.date.today().isoformat(), "sources": sources,
+        "complete": False, "failed": {},
+    }
     rows, reasons, outputs = [], {}, {}
     progress = tqdm(total=len(methods) * (1 + len(metric_names)), desc="evaluate", unit="step",
                     disable=args.quiet)
     for name, kind, produce in methods:
         progress.set_postfix_str(f"{name}: outputs")
-        images = produce()
+        try:
+            images = produce()
+        except Exception as exc:  # keep going: one broken method must not cost the others
+            settings["failed"][name] = f"{type(exc).__name__}: {exc}"
+            print(f"evaluate: {name} failed ({settings['failed'][name]}); going on",
+                  file=sys.stderr, flush=True)
+            progress.update(1 + len(metric_names))
+            continue
         outputs[name] = images
         progress.update()
         batch = EvalBatch(originals, images, masks)
@@ -288,6 +311,7 @@ def evaluate(args) -> dict:
             progress.update()
         rows.append({"method": name, "kind": kind, "values": values,
                      "kid_std": ctx.kid_std.get(name)})
+        write_outputs(out, rows, metric_names, reasons, settings)  # what is done so far
     progress.close()
     bootstrap = None
     if args.bootstrap and "fid" in metric_names and all(
@@ -304,19 +328,60 @@ def evaluate(args) -> dict:
     elif args.bootstrap:
         reasons["FID bootstrap"] = "needs FID for every method (in --metrics and available)"
 
-    settings = {
-        "data": str(args.data), "split": args.split, "n": int(len(originals)),
-        "limit": args.limit, "models": list(args.model or []), "seed": args.seed,
-        "inpaint_radius": args.inpaint_radius, "kid_subsets": args.kid_subsets,
-        "mean_context_limit": args.mean_context_limit, "real_data_hash": data_hash,
-        "bootstrap": args.bootstrap,
-        "date": datetime.date.today().isoformat(), "sources": sources,
-    }
+    settings["complete"] = not settings["failed"]
     write_outputs(out, rows, metric_names, reasons, settings, bootstrap)
-    write_sheet(out / "sheet.png", originals, masked, outputs, args.sheet_count)
+    if outputs:
+        write_sheet(out / "sheet.png", originals, masked, outputs, args.sheet_count)
     if not args.quiet:
         print((out / "results.md").read_text())
+    if settings["failed"]:
+        raise SystemExit(
+            f"evaluate: {len(settings['failed'])} method(s) failed: "
+            + "; ".join(f"{k}: {v}" for k, v in settings["failed"].items())
+            + f". The others are in {out}"
+        )
     return {"rows": rows, "unavailable": reasons, "settings": settings}
+
+
+def preflight(args, metric_names) -> None:
+    """Checks, before any long work, everything the run needs; prints what will be unavailable.
+
+    Raises SystemExit naming the first missing thing: the split's shards, the train split (the
+    mean context is built from it), or an output folder that cannot be written.
+    """
+    from keras_facehallu.data.records import shard_paths
+
+    try:
+        shard_paths(args.data, args.split)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"--data {args.data} --split {args.split}: {exc}") from None
+    if not args.no_mean_context:
+        try:
+            shard_paths(args.data, "train")
+        except FileNotFoundError as exc:
+            raise SystemExit(
+                f"--data {args.data}: the mean-context baseline needs the train split: {exc} "
+                "(or pass --no-mean-context)"
+            ) from None
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SystemExit(f"--out {out}: cannot write there ({exc})") from None
+    from keras_facehallu.assets import AssetError, get_asset
+
+    needs = {"fid": "fid_inception", "kid": "fid_inception",
+             "match_score": "dlib_face_recognition_resnet",
+             "verification_rate": "dlib_face_recognition_resnet"}
+    for name in metric_names:
+        if name in needs:
+            try:
+                get_asset(needs[name], download=not args.no_download)
+            except (AssetError, OSError) as exc:
+                print(f"evaluate: {name} will be unavailable: {exc}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,13 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", required=True, help="prepared folder (manifest + shards)")
-    parser.add_argument("--split", default="validation", choices=("train", "validation"))
+    parser.add_argument("--split", default="validation", choices=("train", "validation", "test"),
+                        help="choose on validation; report once on test")
     parser.add_argument("--model", action="append",
                         help=".keras file, preset folder or preset name; repeat for several")
     parser.add_argument("--raw-output", action="store_true",
                         help="presets: score the generator's own face pixels (default: the "
                              "original face pasted back, as facehallu and the baselines do)")
     parser.add_argument("--baselines-only", action="store_true", help="evaluate no model")
+    parser.add_argument("--no-mean-context", action="store_true",
+                        help="skip the mean-context baseline (it needs the train split)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--metrics", nargs="+", default=None,

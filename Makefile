@@ -32,7 +32,7 @@ test: lint test-tf test-jax
 # shipped with scikit-image) with the packaged default model, then put Hubble's deep field behind her.
 SKDATA = $$($(BIN)/python -c "import os, skimage.data as d; print(os.path.dirname(d.__file__))")
 demo: $(STAMP)
-	d=$(SKDATA); $(BIN)/facehallu "$$d/astronaut.png" -o out/demo --background "$$d/hubble_deep_field.jpg"
+	d=$(SKDATA); $(BIN)/facehallu "$$d/astronaut.png" -o out/demo --overwrite --background "$$d/hubble_deep_field.jpg"
 	@echo "demo results: $$(pwd)/out/demo (sheet: out/demo/astronaut_face0_sheet.png)"
 
 bench: $(STAMP)

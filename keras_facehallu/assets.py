@@ -39,6 +39,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from keras_facehallu.atomic import atomic_path
+
 OVERRIDE_ENV = "KERAS_FACEHALLU_ASSETS"
 
 
@@ -124,14 +126,8 @@ def _verify(path: Path, asset: Asset, where: str) -> Path:
 
 def _atomic_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(dst, suffix=".part") as tmp:  # the umask's permissions, not mkstemp's 0600
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _installed_copy(asset: Asset) -> Path | None:

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from keras_facehallu.atomic import atomic_path
 
 INPAINT_RADIUS = 5
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
@@ -168,14 +169,8 @@ class MeanContext:
         mean = total / count
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".mean.", suffix=".npz")
-            os.close(fd)
-            try:
+            with atomic_path(path, suffix=".npz") as tmp:  # umask permissions, not 0600
                 np.savez(tmp, mean=mean, count=np.int64(count))
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
         return cls(mean)
 
     def __call__(self, masked_images, masks) -> np.ndarray:

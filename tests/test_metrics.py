@@ -199,6 +199,20 @@ def test_statistics_cache_keys_change_with_data_and_detector(tmp_path, rng):
     assert len(list(cache.glob("*.npz"))) == 3
 
 
+def test_statistics_cache_file_keeps_the_umask_permissions(tmp_path):
+    """The cache is written via atomic.atomic_path: 0o666 & ~umask, not mkstemp's 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        fid.cached_features("data", "det", lambda: np.ones((3, 2)), tmp_path / "stats")
+    finally:
+        os.umask(old)
+    (written,) = (tmp_path / "stats").glob("*.npz")
+    assert written.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in (tmp_path / "stats").iterdir()] == [written.name]  # no temp left
+
+
 # --- KID ---
 def test_kid_estimator_is_unbiased_on_a_toy_case():
     """Samples from finite point sets: the true MMD² is exact, the estimator's mean matches it."""

@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy import linalg
+
+from keras_facehallu.atomic import atomic_path
 
 
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
@@ -231,13 +232,7 @@ def cached_features(data_hash: str, detector_hash: str, compute, cache_dir=None)
     if features.ndim != 2:
         raise ValueError(f"compute() returned shape {features.shape}, expected [N, D]")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".stats.", suffix=".npz")
-    os.close(fd)
-    try:
-        meta = json.dumps({"data": data_hash, "detector": detector_hash})
+    meta = json.dumps({"data": data_hash, "detector": detector_hash})
+    with atomic_path(path, suffix=".npz") as tmp:  # the umask's permissions, not mkstemp's 0600
         np.savez(tmp, features=features, meta=np.array(meta))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return features

@@ -1,7 +1,7 @@
 """Serving latency and throughput: gRPC to the stand-in server next to in-process inference.
 
 Exports a ``CascadedHallucinator`` (small width, random weights: speed does not depend on training)
-to a temporary TF-Serving folder, starts ``python -m serving.server`` on a free loopback port and
+to a temporary TF-Serving folder, starts ``facehallu-serve`` on a free loopback port and
 measures p50/p99 latency per request and images/s at batch 1 and 16 with 1, 4 and 16 concurrent
 clients (threads, one gRPC channel each). The baseline, in the same run and at the same batch and
 concurrency, calls the same SavedModel's ``serving_default`` signature in this process (no RPC, no
@@ -26,10 +26,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # export/ and serving/ are repo-level tools, not installed
-
-from export.savedmodel import export_savedmodel  # noqa: E402
-from serving.client import PredictionClient  # noqa: E402
+from keras_facehallu.export.savedmodel import export_savedmodel  # noqa: E402
+from keras_facehallu.serving.client import PredictionClient  # noqa: E402
 
 try:  # run as a script or as a module
     from _machine import cpu_model
@@ -76,7 +74,8 @@ def _start_server(model_dir: Path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--model-dir", str(model_dir), "--name",
+            [sys.executable, "-m", "keras_facehallu.serving.server",
+             "--model-dir", str(model_dir), "--name",
              "facehallu", "--port", "0", "--max-batch", "16", "--workers", "16"],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     for _ in range(1800):

@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# export/ and serving/ are repo-level tools, not installed: make them importable under bare `pytest`
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from export.loading import ExportError, load_model
-from export.savedmodel import (
+from keras_facehallu.export.loading import ExportError, load_model
+from keras_facehallu.export.savedmodel import (
     export_savedmodel,
     numpy_float_to_uint8,
     numpy_uint8_to_float,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +86,26 @@ def test_layout_and_side_files(exported):
     assert set(log.predict_log.request.inputs) == {"masked_image", "mask"}
 
 
+def test_compose_file_points_tf_serving_at_the_exported_files(exported):
+    """serving/docker-compose.yml (not runnable here) names the files that export writes."""
+    from keras_facehallu.export.savedmodel import BATCHING_FILE, MODELS_CONFIG
+
+    yaml = pytest.importorskip("yaml")  # PyYAML comes with the beam extra (in dev)
+
+    compose = REPO / "serving" / "docker-compose.yml"
+    service = yaml.safe_load(compose.read_text())["services"]["tensorflow-serving"]
+    assert service["image"].startswith("tensorflow/serving:")
+    (mount,) = service["volumes"]
+    assert mount["target"] == "/models" and mount["read_only"]
+    flags = dict(arg.removeprefix("--").partition("=")[::2] for arg in service["command"])
+    model_dir, _ = exported
+    for flag, name in [("model_config_file", MODELS_CONFIG),
+                       ("batching_parameters_file", BATCHING_FILE)]:
+        assert flags[flag] == f"{mount['target']}/{name}", f"{compose}: --{flag}"
+        assert (model_dir / name).is_file()
+    assert "enable_batching" in flags and "enable_model_warmup" in flags
+
+
 def test_saved_model_cli_shows_signatures(exported):
     _, path = exported
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -132,7 +151,7 @@ def keras_file(model, tmp_path_factory):
 
 
 def test_cli_from_keras_file(keras_file, tmp_path):
-    from export.__main__ import main
+    from keras_facehallu.export.__main__ import main
 
     args = ["savedmodel", "--model", str(keras_file), "--model-dir", str(tmp_path / "a"),
             "--name", "fh"]
@@ -165,8 +184,8 @@ def test_bad_model_arguments_are_clear(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "litert"])
 def test_portable_export_parity(model, keras_file, tmp_path, fmt):
-    from export.__main__ import main
-    from export.portable import FORMATS, check_parity
+    from keras_facehallu.export.__main__ import main
+    from keras_facehallu.export.portable import FORMATS, check_parity
 
     path = tmp_path / f"facehallu{FORMATS[fmt]}"
     # the command loads the .keras file, exports, and checks the file against that model

@@ -16,11 +16,12 @@ import grpc
 import numpy as np
 import pytest
 
-# export/ and serving/ are repo-level tools, not installed: make them importable under bare `pytest`
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from export.savedmodel import export_savedmodel, numpy_float_to_uint8, numpy_uint8_to_float
-from serving.client import PredictionClient, RestClient, ServingError, main
+from keras_facehallu.export.savedmodel import (
+    export_savedmodel,
+    numpy_float_to_uint8,
+    numpy_uint8_to_float,
+)
+from keras_facehallu.serving.client import PredictionClient, RestClient, ServingError, main
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -43,7 +44,8 @@ def server(model, tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--model-dir", str(model_dir), "--name",
+            [sys.executable, "-m", "keras_facehallu.serving.server",
+             "--model-dir", str(model_dir), "--name",
              "facehallu", "--port", "0", "--rest-port", "0", "--max-batch", str(MAX_BATCH),
              "--max-message-mb", "2", "--workers", "4"],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
@@ -296,8 +298,8 @@ def test_sigterm_shuts_down_cleanly(server):
 
 
 def test_tf_serving_config_files_are_built_from_the_protos(tmp_path):
-    from export.savedmodel import write_batching_parameters, write_models_config
-    from serving import config
+    from keras_facehallu.export.savedmodel import write_batching_parameters, write_models_config
+    from keras_facehallu.serving import config
 
     (tmp_path / "facehallu" / "1").mkdir(parents=True)
     (tmp_path / "empty").mkdir()  # no version: not listed

@@ -25,11 +25,9 @@ import grpc
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from export.savedmodel import export_savedmodel
-from serving.client import PredictionClient, RestClient, ServingError
-from serving.security import exposure_warnings, is_loopback
+from keras_facehallu.export.savedmodel import export_savedmodel
+from keras_facehallu.serving.client import PredictionClient, RestClient, ServingError
+from keras_facehallu.serving.security import exposure_warnings, is_loopback
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -53,7 +51,8 @@ def _start(model_dir, log_path, *extra):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--model-dir", str(model_dir), "--port", "0",
+            [sys.executable, "-m", "keras_facehallu.serving.server",
+             "--model-dir", str(model_dir), "--port", "0",
              "--rest-port", "0", "--max-batch", str(MAX_BATCH), "--max-message-mb", "1",
              "--workers", "2", "--max-connections", str(MAX_CONNECTIONS),
              "--idle-timeout", str(IDLE), "--request-timeout", str(REQUEST), *extra],
@@ -482,7 +481,7 @@ TOKEN = "test-token-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def secure_server(model_dir, tmp_path_factory):
-    from serving.server import Server
+    from keras_facehallu.serving.server import Server
 
     cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
     server = Server(model_dir, "facehallu", port=0, rest_port=0, max_batch=MAX_BATCH,
@@ -548,7 +547,7 @@ def test_exposure_warnings():
 
 
 def test_server_cli_warns_before_binding_beyond_loopback(tmp_path, capsys):
-    from serving.server import main
+    from keras_facehallu.serving.server import main
 
     # the model folder is missing, so the server stops before binding anything
     assert main(["--model-dir", str(tmp_path / "none"), "--host", "0.0.0.0"]) == 2

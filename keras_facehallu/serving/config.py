@@ -23,9 +23,9 @@ Example:
       }
     }
 
-Command line (checks a model folder written by ``python -m export savedmodel``)::
+Command line (checks a model folder written by ``facehallu-export savedmodel``)::
 
-    python -m serving.config MODEL_DIR
+    python -m keras_facehallu.serving.config MODEL_DIR
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def check_model_dir(model_dir) -> list[str]:
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m serving.config MODEL_DIR", file=sys.stderr)
+        print("usage: python -m keras_facehallu.serving.config MODEL_DIR", file=sys.stderr)
         return 2
     try:
         names = check_model_dir(args[0])

@@ -1,6 +1,6 @@
 """The served model: a SavedModel version loaded with ``tf.saved_model.load`` plus request checks.
 
-Shared by the gRPC and REST front ends of :mod:`serving.server`. Requests are checked against the
+Shared by the gRPC and REST front ends of :mod:`.server`. Requests are checked against the
 signature before anything runs: missing or unexpected inputs, a wrong dtype or shape, or a batch
 above ``max_batch`` raise :class:`RequestError` with the gRPC status code to answer with. A gRPC
 request is checked on the shapes it declares and the exact length of its content before any of it

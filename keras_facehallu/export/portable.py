@@ -6,8 +6,8 @@ model's outputs ``image_8`` … ``image_128`` (float32, [-1,1]). :func:`check_pa
 with onnxruntime / the LiteRT interpreter and reports the largest difference from Keras.
 
 Example:
-    python -m export onnx --model model.keras --out facehallu.onnx
-    python -m export litert --model model.keras --out facehallu.tflite
+    facehallu-export onnx --model model.keras --out facehallu.onnx
+    facehallu-export litert --model model.keras --out facehallu.tflite
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.loading import ExportError, add_model_arguments, load_model
+from keras_facehallu.export.loading import ExportError, add_model_arguments, load_model
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite"}
 
@@ -109,7 +109,7 @@ def check_parity(model, path, fmt: str, batch: int = 2, seed: int = 0) -> float:
 
 
 def main(argv=None, fmt: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m export {fmt or 'onnx|litert'}",
+    parser = argparse.ArgumentParser(prog=f"facehallu-export {fmt or 'onnx|litert'}",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)

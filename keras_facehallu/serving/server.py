@@ -1,7 +1,7 @@
 """A stand-in for TensorFlow Serving: the same gRPC (and REST) API over an exported SavedModel.
 
 ``tensorflow_model_server`` cannot be installed from PyPI or Debian, so this small Python server
-implements what :mod:`serving.client` uses — ``PredictionService.Predict``,
+implements what :mod:`.client` uses — ``PredictionService.Predict``,
 ``PredictionService.GetModelMetadata`` and ``ModelService.GetModelStatus`` on gRPC, and the
 ``/v1/models/NAME[:predict|/metadata]`` REST routes on an optional second port — for development
 and tests. Production serving is TF-Serving (see the README) with the same client.
@@ -11,14 +11,14 @@ INVALID_ARGUMENT (missing/unexpected input, wrong dtype or shape, batch above ``
 content that does not match the declared shape — all checked before the tensors are decoded),
 NOT_FOUND (unknown model or version) or RESOURCE_EXHAUSTED (message above ``--max-message-mb``, too
 many requests in flight) and keeps serving; SIGTERM or SIGINT shuts it down cleanly. The REST
-front end (:mod:`serving.rest`) bounds connections, time and body size and answers client errors
+front end (:mod:`.rest`) bounds connections, time and body size and answers client errors
 with 4xx. ``--tls-cert``/``--tls-key`` serve both over TLS and ``--token-file`` requires a bearer
-token on every call (:mod:`serving.security`); bound beyond loopback without them, it warns on
+token on every call (:mod:`.security`); bound beyond loopback without them, it warns on
 stderr. Once ready it prints one line ``READY grpc=HOST:PORT rest=HOST:PORT ...`` (``rest=-``
 without REST).
 
 Example:
-    python -m serving.server --model-dir models --name facehallu --port 8500 --rest-port 8501
+    facehallu-serve --model-dir models --name facehallu --port 8500 --rest-port 8501
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from concurrent import futures
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from serving.model import RequestError, ServedModel
-from serving.rest import RestLimits, make_rest_server
-from serving.security import (
+from keras_facehallu.serving.model import RequestError, ServedModel
+from keras_facehallu.serving.rest import RestLimits, make_rest_server
+from keras_facehallu.serving.security import (
     TOKEN_ENV,
     exposure_warnings,
     read_pem,
@@ -260,7 +260,7 @@ class Server:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__,
+    parser = argparse.ArgumentParser(prog="facehallu-serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, help="TF-Serving base folder")
     parser.add_argument("--name", default="facehallu", help="model name (folder under it)")

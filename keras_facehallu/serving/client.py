@@ -1,4 +1,4 @@
-"""A client for TensorFlow Serving (and :mod:`serving.server`) over gRPC or REST, numpy in and out.
+"""A client for TensorFlow Serving (and :mod:`.server`) over gRPC or REST, numpy in and out.
 
 :class:`PredictionClient` uses ``tensorflow-serving-api``'s ``PredictionServiceStub`` and
 ``ModelServiceStub``; :class:`RestClient` makes the same calls on the REST API (port 8501, JSON).
@@ -11,8 +11,8 @@ a request. Both take ``ca_file`` (TLS, checked against that CA) and ``token`` (a
 Command line (masked image + mask prepared from each photo by the face pipeline, or given as
 pre-aligned 128×128 PNG pairs with ``--masks``)::
 
-    python -m serving.client photo.jpg --host 127.0.0.1 --port 8500 --out results/
-    python -m serving.client face.png --masks mask.png --port 8501 --rest --out results/
+    facehallu-client photo.jpg --host 127.0.0.1 --port 8500 --out results/
+    facehallu-client face.png --masks mask.png --port 8501 --rest --out results/
 
 A photo that cannot be prepared (not an image, no face) is reported as ``FAILED PATH: reason`` on
 stderr and the others are still served; the exit status is 1 when any failed (as ``facehallu``).
@@ -331,7 +331,7 @@ class RestClient(_Client):
             self._headers["Authorization"] = f"Bearer {token}"
         self._tls = None
         if ca_file is not None:
-            from serving.security import client_tls_context
+            from keras_facehallu.serving.security import client_tls_context
 
             self._tls = client_tls_context(ca_file)
         self._metadata = None
@@ -486,7 +486,7 @@ def _from_prepared(prepared, source):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__,
+    parser = argparse.ArgumentParser(prog="facehallu-client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="photos (or aligned images)")
     parser.add_argument("--masks", nargs="+", metavar="MASK", help="masks for aligned IMAGEs")
@@ -511,7 +511,7 @@ def main(argv=None) -> int:
     kind = RestClient if args.rest else PredictionClient
     failures = []
     try:
-        from serving.security import read_token
+        from keras_facehallu.serving.security import read_token
 
         client = kind(args.host, port, model_name=args.model_name, signature=args.signature,
                       version=args.version, timeout=args.timeout, max_batch=args.max_batch,

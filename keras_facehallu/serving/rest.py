@@ -34,8 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from serving.model import RequestError, ServedModel
-from serving.security import token_matches
+from keras_facehallu.serving.model import RequestError, ServedModel
+from keras_facehallu.serving.security import token_matches
 
 _HTTP = {"INVALID_ARGUMENT": 400, "UNAUTHENTICATED": 401, "NOT_FOUND": 404,
          "RESOURCE_EXHAUSTED": 413, "INTERNAL": 500}

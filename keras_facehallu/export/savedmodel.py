@@ -22,7 +22,7 @@ TF-Serving never sees a half-written version; an existing version is replaced on
 ``overwrite=True``.
 
 Example:
-    python -m export savedmodel --model model.keras --model-dir models --name facehallu
+    facehallu-export savedmodel --model model.keras --model-dir models --name facehallu
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.loading import ExportError, add_model_arguments, load_model
+from keras_facehallu.export.loading import ExportError, add_model_arguments, load_model
 
 SIZE = 128
 DEFAULT_SIGNATURE = "serving_default"
@@ -154,7 +154,8 @@ def write_models_config(model_dir: Path, base: str = "/models") -> Path:
 
     ``base`` is where ``model_dir`` is mounted inside the TF-Serving container.
     """
-    from serving.config import models_config, models_config_text  # built from the protos
+    # built from the protos
+    from keras_facehallu.serving.config import models_config, models_config_text
 
     entries = [(sub.name, f"{base.rstrip('/')}/{sub.name}")
                for sub in sorted(p for p in model_dir.iterdir() if p.is_dir())
@@ -166,7 +167,7 @@ def write_models_config(model_dir: Path, base: str = "/models") -> Path:
 
 def write_batching_parameters(model_dir: Path, max_batch_size: int = 16) -> Path:
     """Writes the server-side batching parameters (``--batching_parameters_file``)."""
-    from serving.config import batching_parameters, batching_parameters_text
+    from keras_facehallu.serving.config import batching_parameters, batching_parameters_text
 
     path = model_dir / BATCHING_FILE
     path.write_text(batching_parameters_text(batching_parameters(max_batch_size=max_batch_size)))
@@ -231,7 +232,7 @@ def export_savedmodel(model, model_dir, name: str = "facehallu", version: int | 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export savedmodel", description=__doc__,
+    parser = argparse.ArgumentParser(prog="facehallu-export savedmodel", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
     parser.add_argument("--model-dir", type=Path, required=True, help="TF-Serving base folder")

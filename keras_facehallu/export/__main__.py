@@ -1,10 +1,10 @@
-"""``python -m export {savedmodel,onnx,litert} ...``: dispatch to the export commands."""
+"""``facehallu-export {savedmodel,onnx,litert} ...``: dispatch to the export commands."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = "usage: python -m export {savedmodel,onnx,litert} [options]  (add -h for each command)"
+USAGE = "usage: facehallu-export {savedmodel,onnx,litert} [options]  (add -h for each command)"
 
 
 def main(argv=None) -> int:
@@ -14,9 +14,9 @@ def main(argv=None) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
     if command == "savedmodel":
-        from export.savedmodel import main as run
+        from keras_facehallu.export.savedmodel import main as run
         return run(rest)
-    from export.portable import main as run
+    from keras_facehallu.export.portable import main as run
     return run(rest, fmt=command)
 
 

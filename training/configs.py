@@ -46,6 +46,9 @@ class TrainConfig:
             its own checkpoint.
         ema_decay: keep an exponential moving average of the generator's weights with this decay
             per step; snapshots, sample grids and ``final/`` then hold the average. None: off.
+        icnr: ICNR initialisation of every convolution that feeds a pixel shuffle
+            (:func:`keras_facehallu.icnr.apply_icnr`; a run from scratch starts without a
+            checkerboard). No effect on weights loaded by ``init_from`` or ``--resume``.
     """
 
     name: str = "cascaded"
@@ -71,6 +74,7 @@ class TrainConfig:
     tensorboard: bool = True
     init_from: str | None = None
     ema_decay: float | None = None
+    icnr: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

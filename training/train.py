@@ -9,6 +9,8 @@ TensorFlow is installed), ``final/`` (the last generator as a preset) and ``stat
 
 ``--resume RUN_DIR`` continues a killed run from its last finished epoch. A NaN or inf loss stops
 the run with exit code 3 and a message naming the loss; the last good checkpoint stays the latest.
+A failed write (a full disk) or a run whose checkpoints are all damaged stops with exit code 4 and
+a clear message; ``status.json`` then says "failed" with the reason (never "running").
 
 Example:
     python -m training.train --config cpu_small --data work_data/lfw_prepared
@@ -21,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from training.configs import CONFIGS, TrainConfig, get_config, parse_override
@@ -32,6 +36,7 @@ from training.configs import CONFIGS, TrainConfig, get_config, parse_override
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 EXIT_NON_FINITE = 3
+EXIT_FAILED = 4  # a write failed (e.g. a full disk) or every checkpoint is damaged
 
 
 def next_run_dir(runs: Path, name: str) -> Path:
@@ -42,9 +47,38 @@ def next_run_dir(runs: Path, name: str) -> Path:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    from keras_facehallu.atomic import write_json
+
+    write_json(path, obj, indent=2)
+
+
+def _write_status(run_dir: Path, status: dict) -> None:
+    """Writes ``status.json`` atomically; when that fails (a full disk) the old file is rewritten
+    in place (a small file's block is allocated already), so it never keeps saying "running"."""
+    path = run_dir / "status.json"
+    try:
+        _write_json(path, status)
+        return
+    except OSError as error:
+        first = error
+    try:
+        with open(path, "r+") as f:
+            f.write(json.dumps(status, sort_keys=True) + "\n")
+            f.truncate()
+    except OSError as error:
+        print(f"could not write {path}: {first}; {error}", file=sys.stderr, flush=True)
+
+
+def _failure_reason(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    if isinstance(error, SystemExit):
+        return f"exited: {error.code}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit("terminated by SIGTERM")
 
 
 def build_gan(cfg: TrainConfig):
@@ -66,6 +100,10 @@ def build_gan(cfg: TrainConfig):
         raise ValueError(
             f"config {cfg.name!r}: model must be 'cascade' or 'progan', found {cfg.model!r}"
         )
+    if cfg.icnr:
+        from keras_facehallu.icnr import apply_icnr
+
+        apply_icnr(generator, seed=cfg.seed)
     gan = HallucinationGAN(
         generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm,
         ema_decay=cfg.ema_decay,
@@ -164,14 +202,43 @@ def _count_batches(dataset) -> int:
 
 
 def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbose="auto") -> int:
-    """Trains ``cfg`` on the prepared folder ``data`` into ``run_dir``; returns an exit code."""
+    """Trains ``cfg`` on the prepared folder ``data`` into ``run_dir``; returns an exit code.
+
+    ``status.json`` says "running" only while the process runs: an exception ends it with
+    "failed" and the reason. A write error (full disk) or a run whose checkpoints are all damaged
+    is a clear message on stderr and exit code 4; other exceptions are raised again.
+    """
+    from training.checkpoint import CheckpointError, latest_checkpoint
+
+    try:
+        return _run(cfg, data, run_dir, resume=resume, verbose=verbose)
+    except BaseException as error:
+        latest = latest_checkpoint(run_dir / "checkpoints")
+        status = {"status": "failed", "reason": _failure_reason(error)}
+        if latest is not None:
+            status["last_checkpoint"] = latest.name
+        _write_status(run_dir, status)
+        if isinstance(error, (CheckpointError, OSError)):
+            print(f"training failed: {error}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
+        raise
+
+
+def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> int:
     import keras
 
     from keras_facehallu.data.pipeline import make_dataset
     from keras_facehallu.version import __version__
     from training.callbacks import EpochCheckpoint, NonFiniteGuard, SampleGrid
-    from training.checkpoint import restore_checkpoint
+    from training.checkpoint import restore_checkpoint, sweep_partial_checkpoints
 
+    swept = sweep_partial_checkpoints(run_dir / "checkpoints")
+    for path in (run_dir / "samples").glob(".epoch-*"):  # sample grids of a killed write
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            swept.append(path)
+    if swept:
+        print(f"removed {len(swept)} partial files left by a killed write", flush=True)
     keras.utils.set_random_seed(cfg.seed)
     gan = build_gan(cfg)
     state = restore_checkpoint(gan, run_dir / "checkpoints") if resume else None
@@ -227,7 +294,7 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
               "'keras-facehallu[train]'); log.csv has every loss", flush=True)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    _write_json(run_dir / "status.json", {"status": "running", "epoch": initial_epoch})
+    _write_status(run_dir, {"status": "running", "epoch": initial_epoch, "pid": os.getpid()})
     gan.fit(
         train_ds,
         epochs=cfg.epochs,
@@ -244,7 +311,7 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
             f"{run_dir / 'checkpoints'}; lower the learning rates or loss weights and --resume."
         )
         print(message, file=sys.stderr, flush=True)
-        _write_json(run_dir / "status.json", {"status": "failed", "reason": guard.failure})
+        _write_status(run_dir, {"status": "failed", "reason": guard.failure})
         return EXIT_NON_FINITE
     from keras_facehallu.presets import save_to_preset
 
@@ -255,7 +322,7 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
         shutil.rmtree(final)
     with gan.averaged() as generator:  # the moving average where the run keeps one
         save_to_preset(generator, final, metadata={**meta, "epoch": cfg.epochs})
-    _write_json(run_dir / "status.json", {"status": "finished", "epoch": cfg.epochs})
+    _write_status(run_dir, {"status": "finished", "epoch": cfg.epochs})
     print(f"finished: {run_dir} (generator preset in {final}, version {__version__})", flush=True)
     return 0
 
@@ -273,6 +340,8 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")
     parser.add_argument("--verbose", default="auto", help="fit verbosity: auto, 0, 1 or 2")
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)  # status.json says "failed", not "running"
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     if args.resume:
         spec_path = args.resume / "config.json"

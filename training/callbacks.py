@@ -9,12 +9,12 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from keras_facehallu.atomic import atomic_path
 from keras_facehallu.sheets import image_grid
 from training.checkpoint import save_checkpoint
 
@@ -60,6 +60,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """Writes an atomic checkpoint after every epoch and keeps snapshots as preset folders.
+
+    A failed write (e.g. a full disk) raises :class:`~training.checkpoint.CheckpointWriteError`
+    out of ``fit``, naming the epoch and the folder; the previous checkpoint stays the latest.
 
     Args:
         run_dir: the run folder (``checkpoints/`` and ``snapshots/`` go inside).
@@ -122,9 +125,8 @@ class SampleGrid(keras.callbacks.Callback):
         folder.mkdir(parents=True, exist_ok=True)
         from PIL import Image
 
-        tmp = folder / f".epoch-{epoch + 1:04d}.png.tmp"
-        Image.fromarray(sheet).save(tmp, format="PNG")
-        os.replace(tmp, folder / f"epoch-{epoch + 1:04d}.png")
+        with atomic_path(folder / f"epoch-{epoch + 1:04d}.png", suffix=".png") as tmp:
+            Image.fromarray(sheet).save(tmp, format="PNG")
         try:
             import tensorflow as tf
         except ImportError:

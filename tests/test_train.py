@@ -123,8 +123,11 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_pat
         "mask": np.ones((2, 128, 128, 1), np.float32),
     }
     y = np.zeros((2, 128, 128, 3), np.float32)
+    import tensorflow as tf  # a dataset: NaN numpy arrays are refused by fit before any step
+
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
     guard = NonFiniteGuard()
-    gan.fit(x, y, batch_size=2, epochs=3, initial_epoch=1, verbose=0,
+    gan.fit(data, epochs=3, initial_epoch=1, verbose=0,
             callbacks=[guard, EpochCheckpoint(tmp_path, guard)])
     assert guard.failure is not None and "non-finite loss" in guard.failure
     assert latest_checkpoint(tmp_path / "checkpoints").name == "epoch-0001"

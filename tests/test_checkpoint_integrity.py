@@ -262,6 +262,26 @@ def test_an_exception_in_fit_never_leaves_status_running(tiny_data, tmp_path, mo
     assert status == {"status": "failed", "reason": "RuntimeError: boom"}
 
 
+def test_sigterm_during_fit_ends_with_a_failed_status(tiny_data, tmp_path, monkeypatch):
+    import signal
+
+    from training.train import _on_sigterm, run
+
+    def terminated(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(HallucinationGAN, "fit", terminated)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # what main() installs
+    try:
+        with pytest.raises(SystemExit, match="terminated by SIGTERM"):
+            run(_tiny_config(), tiny_data, tmp_path, verbose=0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status == {"status": "failed", "reason": "exited: terminated by SIGTERM"}
+
+
 def test_status_is_rewritten_in_place_when_the_disk_is_full(tmp_path, monkeypatch):
     import keras_facehallu.atomic
     from training.train import _write_status

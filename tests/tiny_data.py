@@ -20,20 +20,14 @@ def ellipse_mask(size: int = 128) -> np.ndarray:
     return (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0).astype(np.uint8)[..., None]
 
 
-def make_tiny_prepared(folder: Path, photos_dir: Path, n_train: int = 8, n_val: int = 4) -> Path:
-    """Writes ``train`` and ``validation`` shards of real photos into ``folder``: the first photo
-    of each of the first ``n_train + n_val`` people (by name) in ``photos_dir``."""
+def tiny_examples(photos_dir: Path, count: int) -> list[dict]:
+    """Examples (dicts as ``records.write_examples`` takes) of the first photo of each of the
+    first ``count`` people (by name) in ``photos_dir``; needs no TensorFlow."""
     from PIL import Image
 
-    from keras_facehallu.data.records import shard_name, write_examples, write_manifest
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    people = sorted(p for p in Path(photos_dir).iterdir() if p.is_dir())[: n_train + n_val]
-    if len(people) < n_train + n_val:
-        raise ValueError(
-            f"{photos_dir}: {len(people)} people, need {n_train + n_val} (n_train + n_val)"
-        )
+    people = sorted(p for p in Path(photos_dir).iterdir() if p.is_dir())[:count]
+    if len(people) < count:
+        raise ValueError(f"{photos_dir}: {len(people)} people, need {count}")
     mask = ellipse_mask()
     examples = []
     for index, person in enumerate(people):
@@ -50,8 +44,38 @@ def make_tiny_prepared(folder: Path, photos_dir: Path, n_train: int = 8, n_val: 
                 "source": str(photo.relative_to(photos_dir)),
             }
         )
+    return examples
+
+
+def make_tiny_prepared(folder: Path, photos_dir: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    """Writes ``train`` and ``validation`` shards of real photos into ``folder``: the first photo
+    of each of the first ``n_train + n_val`` people (by name) in ``photos_dir``."""
+    from keras_facehallu.data.records import shard_name, write_examples, write_manifest
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    examples = tiny_examples(photos_dir, n_train + n_val)
     shards = {"train": [shard_name("train", 0, 1)], "validation": [shard_name("validation", 0, 1)]}
     write_examples(folder / shards["train"][0], examples[:n_train])
     write_examples(folder / shards["validation"][0], examples[n_train:])
     write_manifest(folder, {"shards": shards, "tiny_test_data": True})
+    return folder
+
+
+def make_tiny_packed(folder: Path, photos_dir: Path, n_train: int = 8, n_val: int = 4,
+                     codec: str = "jpeg") -> Path:
+    """The packed twin of :func:`make_tiny_prepared` (``keras_facehallu.data.packed``), written
+    without TensorFlow."""
+    from keras_facehallu.data.packed import split_path, write_manifest, write_packed
+
+    folder = Path(folder)
+    examples = tiny_examples(photos_dir, n_train + n_val)
+    people = [e["person"] for e in examples]
+    metas = {
+        "train": write_packed(split_path(folder, "train"), examples[:n_train], "train",
+                              codec=codec, people=people),
+        "validation": write_packed(split_path(folder, "validation"), examples[n_train:],
+                                   "validation", codec=codec, people=people),
+    }
+    write_manifest(folder, metas, people=people, config={"tiny_test_data": True})
     return folder

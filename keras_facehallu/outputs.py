@@ -228,14 +228,24 @@ def paste_into_photo(
         uint8 [H, W, 3]: the photo with the crop's area replaced, the border of the square blended
         into the photo (:func:`seam_alpha`).
     """
-    from keras_facehallu.face.align import unwarp_image
+    from keras_facehallu.face.align import covered_box, unwarp_image
 
-    height, width = photo.shape[:2]
+    # only the part of the photo the crop covers is blended (no photo-sized float copies)
+    out = photo.copy()
+    x0, y0, x1, y1 = covered_box(transform, crop.shape[0], photo.shape)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    transform = np.asarray(transform, np.float64)
+    transform = np.concatenate(
+        [transform[:, :2], (transform[:, 2] + transform[:, :2] @ [x0, y0])[:, None]], axis=1
+    )
+    height, width = y1 - y0, x1 - x0
     warped = unwarp_image(crop, transform, (height, width)).astype(np.float32)
     if feather > 0:
         coverage = seam_alpha(crop.shape[0], feather)
     else:
         coverage = np.ones(crop.shape[:2] + (1,), np.float32)
     alpha = unwarp_image(coverage, transform, (height, width)).reshape(height, width, 1)
-    out = photo.astype(np.float32) * (1.0 - alpha) + warped * alpha
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    part = photo[y0:y1, x0:x1].astype(np.float32) * (1.0 - alpha) + warped * alpha
+    out[y0:y1, x0:x1] = np.clip(np.rint(part), 0, 255).astype(np.uint8)
+    return out

@@ -101,7 +101,8 @@ def _pil_to_rgb(image, name: str) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    # an RGB image is read as it is: convert() would first copy it (4 bytes a pixel)
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ImageLoadError(f"{name}: could not convert mode {mode!r} to RGB", "corrupt", name)
     return np.ascontiguousarray(rgb)
@@ -137,7 +138,7 @@ def _load_encoded(source, name: str, max_pixels: int | None, min_size: int) -> n
             check_image_size(image.width, image.height, name, max_pixels, min_size)
             try:
                 image.load()
-                image = ImageOps.exif_transpose(image)
+                ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
                 return _pil_to_rgb(image, name)
             except ImageLoadError:
                 raise

@@ -213,7 +213,10 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
     try:
         return _run(cfg, data, run_dir, resume=resume, verbose=verbose)
     except BaseException as error:
-        latest = latest_checkpoint(run_dir / "checkpoints")
+        try:
+            latest = latest_checkpoint(run_dir / "checkpoints")
+        except OSError:  # never hide the error that ended the run
+            latest = None
         status = {"status": "failed", "reason": _failure_reason(error)}
         if latest is not None:
             status["last_checkpoint"] = latest.name

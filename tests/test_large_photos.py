@@ -48,6 +48,8 @@ def test_shrink_for_detection_keeps_small_photos_and_the_scale():
     assert same is photo and scale == (1.0, 1.0)
     small, (sx, sy) = shrink_for_detection(np.zeros((3000, 4000, 3), np.uint8))
     assert small.shape == (1200, 1600, 3) and small.dtype == np.uint8 and sx == sy == 2.5
+    thin, (sx, sy) = shrink_for_detection(np.zeros((100, 8000, 3), np.uint8))
+    assert thin.shape == (64, 5120, 3) and sx == sy == 1.5625
     full, scale = shrink_for_detection(np.zeros((3000, 4000, 3), np.uint8), None)
     assert full.shape == (3000, 4000, 3) and scale == (1.0, 1.0)
     with pytest.raises(ValueError, match="max_side"):

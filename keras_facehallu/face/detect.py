@@ -30,9 +30,9 @@ DETECT_MAX_SIDE = 1600
 
 
 def shrink_for_detection(image: np.ndarray, max_side: int | None = DETECT_MAX_SIDE):
-    """A uint8 copy of ``image`` whose longest side is at most ``max_side``, and the factors
-    ``(sx, sy)`` = photo pixels per copy pixel; the image itself and ``(1.0, 1.0)`` when it is
-    small enough (or ``max_side`` is None).
+    """A uint8 copy of ``image`` whose longest side is at most ``max_side`` (its short side at
+    least 64 px), and the factors ``(sx, sy)`` = photo pixels per copy pixel; the image itself and
+    ``(1.0, 1.0)`` when it is small enough (or ``max_side`` is None).
 
     Example:
         >>> small, (sx, sy) = shrink_for_detection(np.zeros((3000, 4000, 3), np.uint8))
@@ -44,9 +44,10 @@ def shrink_for_detection(image: np.ndarray, max_side: int | None = DETECT_MAX_SI
         return image, (1.0, 1.0)
     import cv2
 
-    factor = max_side / max(height, width)
-    new_width = max(1, min(max_side, round(width * factor)))
-    new_height = max(1, min(max_side, round(height * factor)))
+    # a very long, thin photo keeps at least 64 px on its short side (MTCNN needs 12)
+    factor = max(max_side / max(height, width), min(1.0, 64 / min(height, width)))
+    new_width = max(1, min(width, round(width * factor)))
+    new_height = max(1, min(height, round(height * factor)))
     small = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
     return small, (width / new_width, height / new_height)
 

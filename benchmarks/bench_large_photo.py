@@ -2,8 +2,11 @@
 
 Each photo is a real LFW face (shipped fixture) upscaled so the face fills about a third of the
 photo's height, on a seeded textured background (noise at five scales, so MTCNN's first stage
-sees as many candidates as in a real scene), written as PNG. Every measurement runs in a fresh child
-process (peak RSS is per process):
+sees as many candidates as in a real scene; ``--background flat`` for a plain ramp), written as
+PNG. A child whose RSS grows above ``--max-rss-mib`` (8 GiB) is stopped and reported as such: the
+former pipeline reached 20 GB on the textured 40 MP photo and was killed by the kernel.
+
+Every measurement runs in a fresh child process (peak RSS is per process):
 
 - ``prepare``: ``prepare_face(path)`` after the detector and landmark model were loaded and warmed
   up on a small photo; the peak is the kernel's high-water mark (``VmHWM``, reset through
@@ -18,7 +21,8 @@ commit ``7acd843~1``, exported with ``git archive`` into a temporary folder and 
 
 Run from the repository root (Linux):
     python benchmarks/bench_large_photo.py [--sizes 6300x6300 6000x4000] [--modes before after]
-        [--kinds prepare facehallu] [--before REV]
+        [--kinds prepare facehallu] [--before REV] [--background textured|flat]
+        [--max-rss-mib 8192]
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ FACE = REPO / "tests" / "fixtures" / "faces" / "Aaron_Eckhart" / "Aaron_Eckhart_
 MiB = 1 << 20
 
 
-def make_photo(path: Path, width: int, height: int) -> None:
+def make_photo(path: Path, width: int, height: int, background: str = "textured") -> None:
     """A ``width``×``height`` PNG: the fixture face upscaled to a third of the height, centred on
-    a seeded textured background."""
+    a seeded ``"textured"`` background or a ``"flat"`` grey ramp."""
     import cv2
     import numpy as np
     from PIL import Image
@@ -54,15 +58,19 @@ def make_photo(path: Path, width: int, height: int) -> None:
     face = np.asarray(Image.open(FACE).convert("RGB"))
     side = max(64, height // 3)
     face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-    # a textured background (detail at every scale, like a real scene), seeded
-    rng = np.random.default_rng(0)
-    texture = np.zeros((height, width, 3), np.float32)
-    for cells in (4, 16, 64, 256, 1024):
-        noise = rng.normal(size=(cells * height // max(height, width) + 1, cells + 1, 3))
-        texture += cv2.resize(noise.astype(np.float32), (width, height),
-                              interpolation=cv2.INTER_CUBIC)
-    photo = np.clip(128 + 18 * texture, 0, 255).astype(np.uint8)
-    del texture
+    if background == "flat":
+        ramp = np.linspace(60, 190, width).astype(np.uint8)
+        photo = np.empty((height, width, 3), np.uint8)
+        photo[:] = ramp[None, :, None]
+    else:  # detail at every scale, like a real scene; seeded
+        rng = np.random.default_rng(0)
+        texture = np.zeros((height, width, 3), np.float32)
+        for cells in (4, 16, 64, 256, 1024):
+            noise = rng.normal(size=(cells * height // max(height, width) + 1, cells + 1, 3))
+            texture += cv2.resize(noise.astype(np.float32), (width, height),
+                                  interpolation=cv2.INTER_CUBIC)
+        photo = np.clip(128 + 18 * texture, 0, 255).astype(np.uint8)
+        del texture
     y, x = (height - side) // 2, (width - side) // 2
     photo[y : y + side, x : x + side] = face
     Image.fromarray(photo).save(path, compress_level=1)
@@ -116,15 +124,37 @@ def export_revision(revision: str, folder: Path) -> Path:
     return folder
 
 
-def _run_child(kind: str, photo: Path, out: Path, pythonpath: Path | None) -> dict:
+def _run_child(kind: str, photo: Path, out: Path, pythonpath: Path | None,
+               max_rss_mib: int) -> dict:
     command = [sys.executable, __file__, "--child", kind, str(photo), str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
+        process = subprocess.Popen(command, stdout=out_file, stderr=err_file, text=True, env=env,
+                                   cwd=REPO)
+        peak = 0
+        while process.poll() is None:  # the machine is shared: stop a child above the cap
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+            except (OSError, StopIteration, ValueError):
+                rss = 0
+            peak = max(peak, rss)
+            if rss > max_rss_mib * 1024:
+                process.kill()
+                process.wait()
+                return {"error": f"stopped above {max_rss_mib} MiB RSS after "
+                                 f"{time.perf_counter() - start:.0f} s"}
+            time.sleep(0.1)
+        out_file.seek(0)
+        err_file.seek(0)
+        stdout, stderr = out_file.read(), err_file.read()
+    if process.returncode != 0:
+        lines = [x for x in stderr.strip().splitlines() if "Error" in x or "error" in x]
+        return {"error": f"exit {process.returncode}: {(lines or [''])[-1][:200]}"}
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", default="7acd843~1",
                         help="git revision measured as 'before' (default: the commit before the "
                              "large-photo change)")
+    parser.add_argument("--background", default="textured", choices=["textured", "flat"])
+    parser.add_argument("--max-rss-mib", type=int, default=8192,
+                        help="stop a measurement whose process grows above this (shared machine)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -160,11 +193,12 @@ def main(argv: list[str] | None = None) -> None:
         for size in args.sizes:
             width, height = (int(v) for v in size.lower().split("x"))
             photo = Path(tmp) / f"photo_{width}x{height}.png"
-            make_photo(photo, width, height)
-            label = f"{width}×{height} ({width * height / 1e6:.1f} MP)"
+            make_photo(photo, width, height, args.background)
+            label = f"{width}×{height} ({width * height / 1e6:.1f} MP, {args.background})"
             for kind in args.kinds:
                 for mode in args.modes:
-                    r = _run_child(kind, photo, Path(tmp) / f"out_{kind}_{mode}", paths[mode])
+                    r = _run_child(kind, photo, Path(tmp) / f"out_{kind}_{mode}", paths[mode],
+                                   args.max_rss_mib)
                     expected = str(paths[mode] or REPO)
                     if "error" not in r and not r["package"].startswith(expected):
                         r = {"error": f"imported {r['package']}, expected {expected}"}

@@ -11,8 +11,8 @@ MTCNN runs on a copy shrunk to at most 1600 px a side and its boxes and keypoint
 (:mod:`keras_facehallu.face.detect`); the 68 landmarks and the alignment use the full-resolution
 photo, read in place, with area averaging where the crop shrinks a large face by more than 2×
 (:func:`keras_facehallu.face.align.warp_image`). Photos of at most 1600 px a side are processed
-exactly as before. :func:`memory_budget` states what one photo may cost (842 MiB at 40 MP; it was
-4.5 GB and 89 s for a 6300×6300 PNG, now about 0.45 GB and 4 s, see BENCHMARKS.md).
+exactly as before. :func:`memory_budget` states what one photo may cost (1.2 GiB at 40 MP; the
+former pipeline took 4.5–20 GB and over a minute for a 6300×6300 PNG, see BENCHMARKS.md).
 
 Skip reasons: ``missing``, ``empty``, ``not_an_image``, ``corrupt``, ``too_large``, ``too_small``,
 ``bad_array`` (from :mod:`keras_facehallu.face.io`), ``no_face``, ``face_cut_by_border``,
@@ -45,23 +45,24 @@ from keras_facehallu.face.mask import apply_mask, face_mask
 
 SELECT = ("largest", "central")
 MEMORY_BYTES_PER_PIXEL = 12
-MEMORY_FIXED_BYTES = 384 << 20
+MEMORY_FIXED_BYTES = 768 << 20
 
 
 def memory_budget(width: int, height: int) -> int:
     """The most memory (bytes) :func:`prepare_face` may add for one ``width``×``height`` photo,
     on top of the loaded MTCNN and dlib models: :data:`MEMORY_BYTES_PER_PIXEL` (12) bytes a pixel
-    plus :data:`MEMORY_FIXED_BYTES` (384 MiB); 842 MiB at the 40 MP limit.
+    plus :data:`MEMORY_FIXED_BYTES` (768 MiB); 1226 MiB at the 40 MP limit.
 
     The per-pixel part is decoding (Pillow's 4-byte pixels, its packed copy and the uint8 RGB
     array, about 10 bytes a pixel); the fixed part is MTCNN on a copy of at most
-    :data:`~keras_facehallu.face.detect.DETECT_MAX_SIDE` pixels a side. Landmarks and the warp
+    :data:`~keras_facehallu.face.detect.DETECT_MAX_SIDE` pixels a side (its cost grows with the
+    number of candidate boxes: 0.3–0.7 GB for a busy 1600×1600 scene). Landmarks and the warp
     read the photo in place and copy only the part the crop covers, so nothing else grows with
     the photo. ``benchmarks/bench_large_photo.py`` measures the peak against this budget.
 
     Example:
         >>> round(memory_budget(6300, 6300) / 2**20)
-        838
+        1222
     """
     return MEMORY_BYTES_PER_PIXEL * int(width) * int(height) + MEMORY_FIXED_BYTES
 

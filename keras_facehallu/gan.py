@@ -80,6 +80,10 @@ class HallucinationGAN(keras.Model):
             ``seed + s``); None: Keras' global seeding.
         ema_decay: keep an exponential moving average of the generator's trainable weights with
             this decay per G step (e.g. 0.999); None: no average.
+        r1_gamma: weight γ of the R1 gradient penalty on real images in the D step,
+            ``γ/2 · Σ_s g(s) · E‖∇_real D_s(real | cond_s)‖²`` (Mescheder et al., 2018); 0: off.
+        r1_interval: lazy R1: the penalty is applied every ``r1_interval`` D steps, multiplied by
+            the interval (StyleGAN2's lazy regularisation).
 
     Example:
         >>> gan = HallucinationGAN(CascadedHallucinator(width=1 / 16))  # doctest: +SKIP
@@ -97,6 +101,8 @@ class HallucinationGAN(keras.Model):
         spectral_norm: bool = False,
         seed: int | None = None,
         ema_decay: float | None = None,
+        r1_gamma: float = 0.0,
+        r1_interval: int = 16,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -143,6 +149,13 @@ class HallucinationGAN(keras.Model):
         if ema_decay is not None and not 0.0 < float(ema_decay) < 1.0:
             raise ValueError(f"HallucinationGAN: ema_decay must be in (0, 1), found {ema_decay}")
         self.ema_decay = None if ema_decay is None else float(ema_decay)
+        if float(r1_gamma) < 0 or int(r1_interval) < 1:
+            raise ValueError(
+                "HallucinationGAN: r1_gamma must be >= 0 and r1_interval >= 1, found "
+                f"{r1_gamma} and {r1_interval}"
+            )
+        self.r1_gamma = float(r1_gamma)
+        self.r1_interval = int(r1_interval)
         self.average_variables = []
         if self.ema_decay is not None:
             for i, v in enumerate(generator.trainable_variables):
@@ -312,6 +325,27 @@ class HallucinationGAN(keras.Model):
             total = total + ops.cast(g, "float32") * w * loss
         return total
 
+    def r1_penalty(self, x, y, input_gradient, training=True):
+        """R1 on real images: ``γ/2 · Σ_s g(s) · E‖∇_real D_s(real_s | cond_s)‖²``; a scalar.
+
+        Args:
+            input_gradient: the backend's ``(f, inputs) -> d Σ f(inputs) / d inputs`` (the only
+                per-backend part: a nested GradientTape on TensorFlow, ``jax.grad`` on JAX).
+        """
+        cfg = self.loss_config
+        targets = image_pyramid(y, self.scales)
+        conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
+        total = ops.convert_to_tensor(0.0)
+        for i, (s, g) in enumerate(self.scale_weights().items()):
+            if self._skip(g) or cfg.weight("adv", s) == 0:
+                continue
+            d, condition = self.discriminators[i], conditions[i]
+            grad = input_gradient(lambda real, d=d, c=condition: d([real, c], training=training),
+                                  targets[i])
+            squared = ops.mean(ops.sum(ops.square(grad), axis=(1, 2, 3)))
+            total = total + ops.cast(g, "float32") * squared
+        return 0.5 * self.r1_gamma * total
+
     def generator_loss(self, x, y, training=True):
         """G's total loss and its parts (each loss's weighted contribution, plus pixel_hidden).
 
@@ -418,6 +452,8 @@ class HallucinationGAN(keras.Model):
             "spectral_norm": self.spectral_norm,
             "seed": self.seed,
             "ema_decay": self.ema_decay,
+            "r1_gamma": self.r1_gamma,
+            "r1_interval": self.r1_interval,
         }
 
     @classmethod

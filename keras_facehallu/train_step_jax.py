@@ -42,6 +42,11 @@ def _run(gan, fn, trainable, non_trainable):
     return result, updated
 
 
+def _input_gradient(f, inputs):
+    """d Σ f(inputs) / d inputs (differentiable again by the outer ``value_and_grad``, for R1)."""
+    return jax.grad(lambda value: ops.sum(f(value)))(inputs)
+
+
 def train_step(gan, state, data):
     """One D step then one G step; ``state`` and return value follow Keras' JAX trainer."""
     trainable, non_trainable, optimizer_values, metrics_values = state
@@ -61,16 +66,28 @@ def train_step(gan, state, data):
     d_loss = ops.convert_to_tensor(0.0)
     if gan.adversarial_on and d_idx:
 
-        def d_loss_fn(d_values, non_trainable):
-            return _run(
-                gan,
-                lambda: gan.discriminator_loss(x, y, training=True),
-                with_values(d_idx, d_values),
-                non_trainable,
+        step = optimizer_values[iterations[0]] if iterations else 0
+
+        def d_objective():
+            loss = gan.discriminator_loss(x, y, training=True)
+            if not gan.r1_gamma:
+                return loss, loss
+            every = gan.r1_interval
+            r1 = jax.lax.cond(
+                step % every == 0,
+                lambda: ops.cast(gan.r1_penalty(x, y, _input_gradient) * float(every), "float32"),
+                lambda: ops.convert_to_tensor(0.0, "float32"),
             )
+            return loss + r1, loss
+
+        def d_loss_fn(d_values, non_trainable):
+            (objective, loss), non_trainable = _run(
+                gan, d_objective, with_values(d_idx, d_values), non_trainable
+            )
+            return objective, (loss, non_trainable)
 
         d_values = [trainable[i] for i in d_idx]
-        (d_loss, non_trainable), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+        (_, (d_loss, non_trainable)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
             d_values, non_trainable
         )
         new_d, new_opt = gan.d_optimizer.stateless_apply(

@@ -13,6 +13,14 @@ import tensorflow as tf
 from keras_facehallu.gan import _unpack
 
 
+def _input_gradient(f, inputs):
+    """d Σ f(inputs) / d inputs, recorded by the enclosing tape (second order for R1)."""
+    with tf.GradientTape() as inner:
+        inner.watch(inputs)
+        total = tf.reduce_sum(f(inputs))
+    return inner.gradient(total, inputs)
+
+
 def train_step(gan, data):
     """One D step then one G step on a batch ``({"masked_image", "mask"}, image)``; returns logs."""
     x, y = _unpack(data)
@@ -23,6 +31,15 @@ def train_step(gan, data):
         with tf.GradientTape() as tape:
             d_loss = gan.discriminator_loss(x, y, training=True)
             scaled = d_loss / replicas
+            if gan.r1_gamma:
+                every = gan.r1_interval
+                due = tf.equal(gan.optimizer.iterations % every, 0)
+                r1 = tf.cond(
+                    due,
+                    lambda: gan.r1_penalty(x, y, _input_gradient) * float(every),
+                    lambda: tf.constant(0.0),
+                )
+                scaled = scaled + r1 / replicas
         grads = tape.gradient(scaled, d_vars)
         gan.d_optimizer.apply(grads, d_vars)
     g_vars = gan.generator.trainable_variables

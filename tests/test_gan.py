@@ -186,3 +186,46 @@ def test_moving_average_of_the_generator_follows_its_updates():
     assert HallucinationGAN.from_config(gan.get_config()).ema_decay == 0.75
     with pytest.raises(ValueError, match="ema_decay"):
         HallucinationGAN(generator, ema_decay=1.5)
+
+
+def _linear_discriminator(size, seed):
+    """logits = flatten(image) · w: ∇_image = w, so ‖∇‖² = Σ w² is known exactly."""
+    image, condition = keras.Input((size, size, 3)), keras.Input((size, size, 3))
+    flat = keras.layers.Flatten()(image)
+    init = keras.initializers.RandomNormal(seed=seed)
+    logits = keras.layers.Dense(1, use_bias=False, kernel_initializer=init)(flat)
+    return keras.Model([image, condition], logits)
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
+    if keras.backend.backend() == "jax":
+        from keras_facehallu.train_step_jax import _input_gradient
+    else:
+        from keras_facehallu.train_step_tf import _input_gradient
+    generator = CascadedHallucinator(width=WIDTH, seed=0)
+    discriminators = [_linear_discriminator(s, seed=s) for s in generator.scales]
+    gan = HallucinationGAN(generator, discriminators, r1_gamma=3.0)
+    gan.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+    _, (x, image) = make_batches(n=2)
+    penalty = float(gan.r1_penalty(x, image, _input_gradient))
+    expected = 0.5 * 3.0 * sum(float(np.sum(np.square(d.weights[0]))) for d in discriminators)
+    np.testing.assert_allclose(penalty, expected, rtol=1e-4)
+
+
+def test_lazy_r1_trains_and_changes_the_discriminator_step():
+    def run(gamma):
+        keras.utils.set_random_seed(0)
+        gan = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=0), seed=0,
+                               r1_gamma=gamma, r1_interval=2)
+        gan.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+        gan.fit(make_batches(n=4, batch_size=2)[0], epochs=1, verbose=0)
+        return gan
+
+    plain, penalised = run(0.0), run(10.0)
+    a, b = weights(plain.discriminators[-1]), weights(penalised.discriminators[-1])
+    assert all(np.all(np.isfinite(w)) for w in b)
+    assert not all(np.allclose(u, v) for u, v in zip(a, b, strict=True))
+    again = HallucinationGAN.from_config(penalised.get_config())
+    assert (again.r1_gamma, again.r1_interval) == (10.0, 2)
+    with pytest.raises(ValueError, match="r1_interval"):
+        HallucinationGAN(CascadedHallucinator(width=WIDTH), r1_interval=0)

@@ -46,6 +46,8 @@ class TrainConfig:
             its own checkpoint.
         ema_decay: keep an exponential moving average of the generator's weights with this decay
             per step; snapshots, sample grids and ``final/`` then hold the average. None: off.
+        r1_gamma: weight of the R1 gradient penalty on real images in the D step (0: off).
+        r1_interval: lazy R1: applied every this many steps, scaled by the interval.
         icnr: ICNR initialisation of every convolution that feeds a pixel shuffle
             (:func:`keras_facehallu.icnr.apply_icnr`; a run from scratch starts without a
             checkerboard). No effect on weights loaded by ``init_from`` or ``--resume``.
@@ -75,6 +77,8 @@ class TrainConfig:
     init_from: str | None = None
     ema_decay: float | None = None
     icnr: bool = False
+    r1_gamma: float = 0.0
+    r1_interval: int = 16
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

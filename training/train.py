@@ -106,7 +106,7 @@ def build_gan(cfg: TrainConfig):
         apply_icnr(generator, seed=cfg.seed)
     gan = HallucinationGAN(
         generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm,
-        ema_decay=cfg.ema_decay,
+        ema_decay=cfg.ema_decay, r1_gamma=cfg.r1_gamma, r1_interval=cfg.r1_interval,
     )
     loss = LossConfig.preset(cfg.loss_preset, **cfg.loss)
     perceptual_net = None

@@ -19,8 +19,9 @@ class TimeBudget(keras.callbacks.Callback):
 
     After each epoch it predicts the next one's length as the longest epoch so far; when that
     would pass the budget, training stops there, so the run ends on a finished, checkpointed
-    epoch. An epoch already over the budget (a first epoch too long for it) stops training at
-    its next step; that epoch still ends normally (validation, checkpoint).
+    epoch. An epoch already over the budget (a first epoch too long for it) stops training after
+    its second step or any later one (so that each epoch has a step timed after compilation);
+    that epoch still ends normally (validation, checkpoint).
 
     Args:
         seconds: the budget, counted from the start of ``fit``.
@@ -45,7 +46,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._epoch_start = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.clock() - self._start > self.seconds:
+        if batch >= 1 and self.clock() - self._start > self.seconds:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):

@@ -96,6 +96,16 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun():
         if model.stop_training:
             break
     assert budget.stopped_after == 3
+    late = TimeBudget(10, clock=clock)  # an epoch already past the budget: after step 2
+    late.set_model(model)
+    model.stop_training = False
+    late.on_train_begin()
+    late.on_epoch_begin(0)
+    clock.now += 20
+    late.on_train_batch_end(0)
+    assert not model.stop_training
+    late.on_train_batch_end(1)
+    assert model.stop_training
     with pytest.raises(ValueError, match="positive"):
         TimeBudget(0)
 

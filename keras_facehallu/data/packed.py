@@ -90,6 +90,8 @@ def _encode(image: np.ndarray, codec: str, quality: int) -> bytes:
     options = {"quality": int(quality)}
     if codec == "jpeg":
         options["subsampling"] = 0  # 4:4:4: chroma at full resolution (hair, skin edges)
+    else:
+        options["method"] = 6  # WebP's slowest, smallest encoding (decoding is as fast)
     Image.fromarray(image).save(buffer, _PIL_FORMAT[codec], **options)
     return buffer.getvalue()
 

@@ -1,4 +1,4 @@
-"""Images/s of `python -m training.prepare` on N real LFW photos, with 1 and with 2 workers.
+"""Images/s of `facehallu-prepare` on N real LFW photos, with 1 and with 2 workers.
 
     python benchmarks/bench_prepare.py [--src ../shared/data/lfw] [--images 40] [--workers 1 2]
 
@@ -22,11 +22,10 @@ except ImportError:
     from benchmarks._machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def run(src: str, images: int, workers: int, shard_size: int) -> dict:
-    from training import prepare
+    from keras_facehallu.training import prepare
 
     with tempfile.TemporaryDirectory() as out:
         args = prepare.build_parser().parse_args(

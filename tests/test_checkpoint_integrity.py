@@ -17,9 +17,8 @@ import pytest
 from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
-from tests.tiny_data import make_tiny_prepared
-from training import checkpoint
-from training.checkpoint import (
+from keras_facehallu.training import checkpoint
+from keras_facehallu.training.checkpoint import (
     CheckpointError,
     CheckpointWriteError,
     latest_checkpoint,
@@ -27,7 +26,8 @@ from training.checkpoint import (
     save_checkpoint,
     sweep_partial_checkpoints,
 )
-from training.configs import get_config
+from keras_facehallu.training.configs import get_config
+from tests.tiny_data import make_tiny_prepared
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
@@ -214,7 +214,7 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(gan, tmp_pa
     assert latest_checkpoint(folder).name == "epoch-0001"
 
 
-# ---------------------------------------------------------------- python -m training.train ----
+# ---------------------------------------------------------------- facehallu-train ----
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory, faces_dir):
     return make_tiny_prepared(tmp_path_factory.mktemp("data"), faces_dir, n_train=2, n_val=2)
@@ -226,7 +226,7 @@ def _tiny_config():
 
 
 def test_full_disk_ends_the_run_with_a_failed_status(tiny_data, tmp_path, monkeypatch, capsys):
-    from training.train import EXIT_FAILED, run
+    from keras_facehallu.training.train import EXIT_FAILED, run
 
     run_dir = tmp_path / "run"
     stale = run_dir / "checkpoints" / ".epoch-0001.k1ll3d"  # left by an earlier killed run
@@ -248,7 +248,7 @@ def test_full_disk_ends_the_run_with_a_failed_status(tiny_data, tmp_path, monkey
 
 
 def test_an_exception_in_fit_never_leaves_status_running(tiny_data, tmp_path, monkeypatch):
-    from training.train import run
+    from keras_facehallu.training.train import run
 
     def boom(self, *args, **kwargs):
         raise RuntimeError("boom")
@@ -265,7 +265,7 @@ def test_an_exception_in_fit_never_leaves_status_running(tiny_data, tmp_path, mo
 def test_sigterm_during_fit_ends_with_a_failed_status(tiny_data, tmp_path, monkeypatch):
     import signal
 
-    from training.train import _on_sigterm, run
+    from keras_facehallu.training.train import _on_sigterm, run
 
     def terminated(self, *args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
@@ -284,7 +284,7 @@ def test_sigterm_during_fit_ends_with_a_failed_status(tiny_data, tmp_path, monke
 
 def test_status_is_rewritten_in_place_when_the_disk_is_full(tmp_path, monkeypatch):
     import keras_facehallu.atomic
-    from training.train import _write_status
+    from keras_facehallu.training.train import _write_status
 
     _write_status(tmp_path, {"status": "running", "epoch": 3, "pid": 1})
 

@@ -16,6 +16,9 @@ import pytest
 
 # script -> a line its help must show (its own name in the usage line, or the command list)
 SCRIPTS = {
+    "facehallu-prepare": "usage: facehallu-prepare",
+    "facehallu-train": "usage: facehallu-train",
+    "facehallu-evaluate": "usage: facehallu-evaluate",
     "facehallu-export": "usage: facehallu-export {savedmodel,onnx,litert}",
     "facehallu-serve": "usage: facehallu-serve",
     "facehallu-client": "usage: facehallu-client",

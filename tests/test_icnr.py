@@ -51,8 +51,8 @@ def test_icnr_initializer_shape_check_and_config():
 
 
 def test_train_config_icnr_option_initialises_the_run_generator():
-    from training.configs import get_config
-    from training.train import build_gan
+    from keras_facehallu.training.configs import get_config
+    from keras_facehallu.training.train import build_gan
 
     gan = build_gan(get_config("tiny", icnr=True))
     kernel = np.asarray(gan.generator.block(16).get_layer("up1_conv").kernel)

@@ -1,23 +1,15 @@
-"""`python -m training.prepare` end to end on real LFW photos: split, shards, resume, reports."""
+"""`facehallu-prepare` end to end on real LFW photos: split, shards, resume, reports."""
 
 from __future__ import annotations
 
 import csv
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keras_facehallu.data import records
-
-# `training/` is a repo-level tool, not installed: make it importable under plain `pytest` too.
-REPO = str(Path(__file__).resolve().parents[1])
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-prepare = importlib.import_module("training.prepare")
+from keras_facehallu.training import prepare
 
 VAL_FRACTION = 0.3
 TEST_FRACTION = 0.1

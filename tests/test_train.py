@@ -1,4 +1,4 @@
-"""python -m training.train: run folder, checkpoints, kill + resume, NaN stop, configs."""
+"""facehallu-train: run folder, checkpoints, kill + resume, NaN stop, configs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_facehallu.training.configs import CONFIGS, get_config, parse_override
 from tests.tiny_data import make_tiny_prepared
-from training.configs import CONFIGS, get_config, parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,12 +43,12 @@ def test_named_configs_resolve():
 def _train(args, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen(
-        [sys.executable, "-m", "training.train", *args], cwd=REPO, env=env,
+        [sys.executable, "-m", "keras_facehallu.training.train", *args], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
     )
 
 
-@pytest.mark.multibackend  # training.train must run on JAX too (the GPU path of this project)
+@pytest.mark.multibackend  # facehallu-train must run on JAX too (the GPU path of this project)
 def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     runs = tmp_path / "runs"
     proc = _train(["--config", "tiny", "--data", str(tiny_data), "--runs", str(runs),
@@ -87,7 +87,7 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     assert not list(run_dir.rglob(".*tmp*"))
 
     from keras_facehallu.presets import load_preset
-    from training.export_generator import export_generator
+    from keras_facehallu.training.export_generator import export_generator
 
     exported = export_generator(run_dir, tmp_path / "exported", paste_face=True)
     model = load_preset(exported)
@@ -100,7 +100,7 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
         model.hallucinate(masked, mask), snapshot.hallucinate(masked, mask)
     )
 
-    from training.figure import main as figure_main
+    from keras_facehallu.training.figure import main as figure_main
 
     assert figure_main([str(run_dir), "--count", "2"]) == 0
     from PIL import Image
@@ -110,9 +110,13 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
-    from training.callbacks import EpochCheckpoint, NonFiniteGuard
-    from training.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
-    from training.train import build_gan
+    from keras_facehallu.training.callbacks import EpochCheckpoint, NonFiniteGuard
+    from keras_facehallu.training.checkpoint import (
+        latest_checkpoint,
+        restore_checkpoint,
+        save_checkpoint,
+    )
+    from keras_facehallu.training.train import build_gan
 
     gan = build_gan(get_config("tiny"))
     gan.optimizer.build(gan.trainable_variables)
@@ -145,7 +149,7 @@ def test_resume_rejects_a_folder_without_config(tmp_path):
 def test_init_from_preset_copies_the_generator_and_rejects_other_widths(tmp_path):
     from keras_facehallu.cascade import CascadedHallucinator
     from keras_facehallu.presets import save_to_preset
-    from training.train import build_gan, init_generator_from
+    from keras_facehallu.training.train import build_gan, init_generator_from
 
     cfg = get_config("tiny")
     source = CascadedHallucinator(width=cfg.width, seed=123)

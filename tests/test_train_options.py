@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.configs import get_config
-from training.train import build_gan
+from keras_facehallu.training.configs import get_config
+from keras_facehallu.training.train import build_gan
 
 
 def test_moving_average_and_r1_options_reach_the_gan():

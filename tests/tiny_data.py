@@ -4,7 +4,7 @@ The photos come from a folder laid out as LFW (``NAME/NAME_0001.jpg``), normally
 in ``tests/fixtures/faces`` (the ``faces_dir`` fixture).
 
 The photos are centre-cropped and resized to 128x128 and get an elliptic "face mask"; the format
-is exactly that of ``python -m training.prepare`` (see ``keras_facehallu.data.records``).
+is exactly that of ``facehallu-prepare`` (see ``keras_facehallu.data.records``).
 """
 
 from __future__ import annotations

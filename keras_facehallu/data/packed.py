@@ -508,7 +508,7 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     export = sub.add_parser("export", help="prepared TFRecords -> packed folder (needs TensorFlow)")
-    export.add_argument("prepared", type=Path, help="folder made by python -m training.prepare")
+    export.add_argument("prepared", type=Path, help="folder made by facehallu-prepare")
     export.add_argument("out", type=Path, help="packed folder to write")
     export.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     export.add_argument("--codec", default="jpeg", choices=CODECS)

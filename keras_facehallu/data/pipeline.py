@@ -37,7 +37,7 @@ def to_model_example(example: dict, flip=None):
 
 
 def _crop_size(folder, paths) -> int:
-    """The crop size: from the manifest of ``training.prepare``, else from the first record."""
+    """The crop size: from the manifest of ``facehallu-prepare``, else from the first record."""
     import tensorflow as tf
 
     from keras_facehallu.data.records import MANIFEST, read_manifest
@@ -67,7 +67,7 @@ def make_dataset(
     """Batches of ``({"masked_image", "mask"}, image)`` from a prepared folder.
 
     Args:
-        folder: a folder made by ``python -m training.prepare`` (or holding shards).
+        folder: a folder made by ``facehallu-prepare`` (or holding shards).
         split: ``"train"`` or ``"validation"``.
         batch_size: examples per batch.
         flip: random horizontal flips (image and mask together), probability 0.5.

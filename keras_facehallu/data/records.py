@@ -160,7 +160,7 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: no manifest; expected a folder made by `python -m training.prepare`"
+            f"{path}: no manifest; expected a folder made by `facehallu-prepare`"
         )
     try:
         with open(path) as f:

@@ -1,4 +1,4 @@
-"""Callbacks of ``python -m training.train``: NaN guard, checkpoints, snapshots, image grids.
+"""Callbacks of ``facehallu-train``: NaN guard, checkpoints, snapshots, image grids.
 
 Example:
     >>> guard = NonFiniteGuard()  # doctest: +SKIP
@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_facehallu.atomic import atomic_path
 from keras_facehallu.sheets import image_grid
-from training.checkpoint import save_checkpoint
+from keras_facehallu.training.checkpoint import save_checkpoint
 
 
 def _non_finite(logs) -> list[str]:

@@ -1,4 +1,4 @@
-"""Train a hallucination GAN: ``python -m training.train --config NAME --data PREPARED_DIR``.
+"""Train a hallucination GAN: ``facehallu-train --config NAME --data PREPARED_DIR``.
 
 Each run gets a numbered folder ``RUNS/NNNNN-NAME/`` holding ``config.json`` (the resolved config,
 data folder, backend, version), ``log.csv`` (every loss per epoch, validation included),
@@ -13,9 +13,9 @@ A failed write (a full disk) or a run whose checkpoints are all damaged stops wi
 a clear message; ``status.json`` then says "failed" with the reason (never "running").
 
 Example:
-    python -m training.train --config cpu_small --data work_data/lfw_prepared
-    python -m training.train --resume runs/00000-cpu_small
-    KERAS_BACKEND=jax python -m training.train --config cascaded --data DIR --set batch_size=32
+    facehallu-train --config cpu_small --data work_data/lfw_prepared
+    facehallu-train --resume runs/00000-cpu_small
+    KERAS_BACKEND=jax facehallu-train --config cascaded --data DIR --set batch_size=32
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 import threading
 from pathlib import Path
 
-from training.configs import CONFIGS, TrainConfig, get_config, parse_override
+from keras_facehallu.training.configs import CONFIGS, TrainConfig, get_config, parse_override
 
 # TensorFlow 2.21's oneDNN graph rewrites crash (SIGSEGV) in the compiled test step once the
 # perceptual and identity networks are in the graph; plain Eigen kernels are stable. Set before
@@ -208,7 +208,7 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
     "failed" and the reason. A write error (full disk) or a run whose checkpoints are all damaged
     is a clear message on stderr and exit code 4; other exceptions are raised again.
     """
-    from training.checkpoint import CheckpointError, latest_checkpoint
+    from keras_facehallu.training.checkpoint import CheckpointError, latest_checkpoint
 
     try:
         return _run(cfg, data, run_dir, resume=resume, verbose=verbose)
@@ -231,9 +231,9 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> 
     import keras
 
     from keras_facehallu.data.pipeline import make_dataset
+    from keras_facehallu.training.callbacks import EpochCheckpoint, NonFiniteGuard, SampleGrid
+    from keras_facehallu.training.checkpoint import restore_checkpoint, sweep_partial_checkpoints
     from keras_facehallu.version import __version__
-    from training.callbacks import EpochCheckpoint, NonFiniteGuard, SampleGrid
-    from training.checkpoint import restore_checkpoint, sweep_partial_checkpoints
 
     swept = sweep_partial_checkpoints(run_dir / "checkpoints")
     for path in (run_dir / "samples").glob(".epoch-*"):  # sample grids of a killed write
@@ -332,10 +332,10 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.train", description=__doc__.split("\n\n")[0]
+        prog="facehallu-train", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--config", default="cascaded", choices=sorted(CONFIGS))
-    parser.add_argument("--data", type=Path, help="prepared folder (python -m training.prepare)")
+    parser.add_argument("--data", type=Path, help="prepared folder (facehallu-prepare)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of numbered runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change one config field (JSON value), e.g. --set width=0.25")
@@ -354,9 +354,9 @@ def main(argv=None) -> int:
         cfg = TrainConfig.from_dict(spec["train"])
         return run(cfg, Path(spec["data"]), args.resume, resume=True, verbose=verbose)
     if args.data is None:
-        parser.error("--data is required (a folder written by python -m training.prepare)")
+        parser.error("--data is required (a folder written by facehallu-prepare)")
     if not (args.data / "manifest.json").is_file():
-        parser.error(f"--data {args.data}: no manifest.json; run python -m training.prepare first")
+        parser.error(f"--data {args.data}: no manifest.json; run facehallu-prepare first")
     overrides = dict(parse_override(s) for s in args.set)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs

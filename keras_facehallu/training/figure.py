@@ -1,10 +1,11 @@
 """The paper's Figure 2: the same validation faces rendered by each snapshot of a run.
 
-``python -m training.figure RUN_DIR --data PREPARED_DIR -o figure.png`` writes one row per face:
-original | masked input | the output of each snapshot (``snapshots/epoch-NNNN``, oldest first).
+``python -m keras_facehallu.training.figure RUN_DIR --data PREPARED_DIR -o figure.png`` writes one
+row per face: original | masked input | the output of each snapshot (``snapshots/epoch-NNNN``,
+oldest first).
 
 Example:
-    python -m training.figure runs/00000-cpu_small --count 6 -o docs/epochs.png
+    python -m keras_facehallu.training.figure runs/00000-cpu_small --count 6 -o docs/epochs.png
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def render(run_dir: Path, data: Path, count: int = 6, split: str = "validation",
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.figure", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m keras_facehallu.training.figure",
+                                     description=__doc__)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--data", type=Path, help="prepared folder (default: the run's own)")
     parser.add_argument("--count", type=int, default=6, help="validation faces (rows)")

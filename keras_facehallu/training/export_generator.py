@@ -1,10 +1,11 @@
 """Write the generator of a run's latest checkpoint as a preset folder.
 
-``python -m training.export_generator RUN_DIR OUT_DIR [--description TEXT] [--paste-face]``:
-the way to ship a model from a run that was stopped between snapshots.
+``python -m keras_facehallu.training.export_generator RUN_DIR OUT_DIR [--description TEXT]
+[--paste-face]``: the way to ship a model from a run that was stopped between snapshots.
 
 Example:
-    python -m training.export_generator runs/00000-cpu_small work_data/lfw_cascade_small
+    python -m keras_facehallu.training.export_generator runs/00000-cpu_small \\
+        work_data/lfw_cascade_small
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 def export_generator(run_dir: Path, out: Path, description: str = "", paste_face: bool = False):
     """Builds the run's generator, loads its latest checkpoint and saves it to ``out``."""
     from keras_facehallu.presets import save_to_preset
-    from training.checkpoint import load_generator_weights
-    from training.configs import TrainConfig
+    from keras_facehallu.training.checkpoint import load_generator_weights
+    from keras_facehallu.training.configs import TrainConfig
 
     spec = json.loads((run_dir / "config.json").read_text())
     cfg = TrainConfig.from_dict(spec["train"])
@@ -41,7 +42,7 @@ def export_generator(run_dir: Path, out: Path, description: str = "", paste_face
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.export_generator",
+    parser = argparse.ArgumentParser(prog="python -m keras_facehallu.training.export_generator",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("out", type=Path)

@@ -1,6 +1,6 @@
 """Named training configurations: the paper's cascade, ProGAN, the four ablations, and CPU presets.
 
-A :class:`TrainConfig` holds everything a run needs; ``python -m training.train --config NAME``
+A :class:`TrainConfig` holds everything a run needs; ``facehallu-train --config NAME``
 picks one and ``--set key=value`` changes single fields. The resolved config is written to the
 run folder as ``config.json``, so every run can be repeated.
 

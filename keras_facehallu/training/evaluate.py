@@ -1,8 +1,8 @@
 """Evaluate trained models and the baselines on a prepared split: the paper's Table 6 and more.
 
-    python -m training.evaluate --data work_data/lfw_prepared [--split validation] \\
+    facehallu-evaluate --data work_data/lfw_prepared [--split validation] \\
         --model runs/00001/model.keras [--model B.keras ...] [--limit N] --out eval/
-    python -m training.evaluate --data work_data/lfw_prepared --baselines-only --out eval/
+    facehallu-evaluate --data work_data/lfw_prepared --baselines-only --out eval/
 
 Every model and three baselines (OpenCV Telea and Navier–Stokes inpainting of everything outside
 the face mask; the "mean context": the average train-split image with the face pasted in) run on
@@ -371,22 +371,26 @@ def preflight(args, metric_names) -> None:
         probe.unlink()
     except OSError as exc:
         raise SystemExit(f"--out {out}: cannot write there ({exc})") from None
+    import importlib
+
     from keras_facehallu.assets import AssetError, get_asset
 
-    needs = {"fid": "fid_inception", "kid": "fid_inception",
-             "match_score": "dlib_face_recognition_resnet",
-             "verification_rate": "dlib_face_recognition_resnet"}
+    fid, dlib = ("keras_facehallu.nets.fid_inception", "FID_INCEPTION"), (
+        "keras_facehallu.nets.dlib_resnet", "DLIB_RESNET")
+    needs = {"fid": fid, "kid": fid, "match_score": dlib, "verification_rate": dlib}
     for name in metric_names:
         if name in needs:
+            module, asset = needs[name]
             try:
-                get_asset(needs[name], download=not args.no_download)
-            except (AssetError, OSError) as exc:
+                get_asset(getattr(importlib.import_module(module), asset),
+                          download=not args.no_download)
+            except (AssetError, ImportError, OSError) as exc:
                 print(f"evaluate: {name} will be unavailable: {exc}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate", description=__doc__,
+        prog="facehallu-evaluate", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", required=True, help="prepared folder (manifest + shards)")

@@ -1,6 +1,6 @@
 """Build training and validation data from a folder of photos (one sub-folder per person).
 
-    python -m training.prepare --src ../shared/data/lfw --out work_data/lfw_prepared \
+    facehallu-prepare --src ../shared/data/lfw --out work_data/lfw_prepared \
         [--val-fraction 0.1] [--test-fraction 0.05] [--shard-size 500] [--workers 2] [--limit N]
 
 Every photo is detected, aligned about the eyes and masked (:func:`keras_facehallu.prepare_face`)
@@ -333,7 +333,7 @@ def prepare(args) -> dict:
             "people": len({p for s in specs if s["split"] == split for _, p in s["files"]}),
         }
     manifest = {
-        "created_by": "python -m training.prepare",
+        "created_by": "facehallu-prepare",
         "config": config,
         "image_size": args.size,
         "people": people,
@@ -363,7 +363,7 @@ def prepare(args) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.prepare", description=__doc__,
+        prog="facehallu-prepare", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--src", required=True, help="folder with one sub-folder per person")

@@ -51,6 +51,11 @@ class TrainConfig:
         icnr: ICNR initialisation of every convolution that feeds a pixel shuffle
             (:func:`keras_facehallu.icnr.apply_icnr`; a run from scratch starts without a
             checkerboard). No effect on weights loaded by ``init_from`` or ``--resume``.
+        dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (bfloat16 compute, float32
+            weights: Keras' mixed precision; for accelerators with bfloat16 units).
+        time_budget_s: stop after the last epoch that ends within this many seconds of the
+            start of training (None: no limit); the run then ends as finished, with a final
+            preset of the epochs done.
     """
 
     name: str = "cascaded"
@@ -79,6 +84,8 @@ class TrainConfig:
     icnr: bool = False
     r1_gamma: float = 0.0
     r1_interval: int = 16
+    dtype_policy: str = "float32"
+    time_budget_s: float | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -7,6 +7,13 @@ the generator at the chosen epochs; its moving average when ``ema_decay`` is set
 ``samples/`` (validation image grids), ``tensorboard/`` (when
 TensorFlow is installed), ``final/`` (the last generator as a preset) and ``status.json``.
 
+``--data`` is a prepared TFRecord folder or a packed one (``python -m
+keras_facehallu.data.packed export``), read with numpy and no TensorFlow. ``--data-format``
+picks: ``auto`` reads a packed folder as packed and TFRecords through ``tf.data``, or, where
+TensorFlow is missing, from their packed export in ``RUNS/.packed/`` when one exists;
+``packed`` exports TFRecords there once (with TensorFlow) and reads the export. Each epoch prints
+images/s, achieved FLOP/s and, on a known accelerator, MFU.
+
 ``--resume RUN_DIR`` continues a killed run from its last finished epoch. A NaN or inf loss stops
 the run with exit code 3 and a message naming the loss; the last good checkpoint stays the latest.
 A failed write (a full disk) or a run whose checkpoints are all damaged stops with exit code 4 and
@@ -37,6 +44,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 EXIT_NON_FINITE = 3
 EXIT_FAILED = 4  # a write failed (e.g. a full disk) or every checkpoint is damaged
+DATA_FORMATS = ("auto", "tfrecord", "packed")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
 
 def next_run_dir(runs: Path, name: str) -> Path:
@@ -81,6 +90,58 @@ def _on_sigterm(signum, frame):
     raise SystemExit("terminated by SIGTERM")
 
 
+def _tensorflow_available() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _packed_cache(data: Path, runs: Path) -> Path:
+    """Where ``--data-format packed`` keeps the packed export of a TFRecord folder."""
+    import hashlib
+
+    manifest = data / "manifest.json"
+    digest = hashlib.sha256(manifest.read_bytes() if manifest.is_file() else str(data).encode())
+    return runs / ".packed" / f"{data.name}-{digest.hexdigest()[:12]}"
+
+
+def resolve_data(data: Path, data_format: str, runs: Path) -> tuple[Path, str]:
+    """``(folder, "packed" | "tfrecord")`` that a run reads for ``--data`` and ``--data-format``.
+
+    Raises:
+        ValueError: TFRecords that cannot be read (no TensorFlow) and have no packed export;
+            the message names the export command.
+    """
+    from keras_facehallu.data.packed import export_prepared, is_packed
+
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"--data-format: expected one of {DATA_FORMATS}, found {data_format!r}")
+    if is_packed(data):
+        if data_format == "tfrecord":
+            raise ValueError(f"--data {data}: a packed folder, not TFRecords (--data-format)")
+        return data, "packed"
+    if data_format == "tfrecord":
+        return data, "tfrecord"
+    cache = _packed_cache(data, runs)
+    if is_packed(cache):
+        if data_format == "packed" or not _tensorflow_available():
+            print(f"reading the packed export {cache} of {data}", flush=True)
+            return cache, "packed"
+    if _tensorflow_available():
+        if data_format == "auto":
+            return data, "tfrecord"
+        print(f"exporting {data} to the packed folder {cache} (once)", flush=True)
+        export_prepared(data, cache, splits=("train", "validation"))
+        return cache, "packed"
+    raise ValueError(
+        f"--data {data}: TFRecords need TensorFlow, which is not installed here. Export them "
+        "once where it is: python -m keras_facehallu.data.packed export "
+        f"{data} PACKED_DIR, and pass --data PACKED_DIR"
+    )
+
+
 def build_gan(cfg: TrainConfig):
     """The generator, its discriminators and the compiled :class:`HallucinationGAN` of ``cfg``."""
     import keras
@@ -99,6 +160,11 @@ def build_gan(cfg: TrainConfig):
     else:
         raise ValueError(
             f"config {cfg.name!r}: model must be 'cascade' or 'progan', found {cfg.model!r}"
+        )
+    if cfg.dtype_policy not in DTYPE_POLICIES:
+        raise ValueError(
+            f"config {cfg.name!r}: dtype_policy must be one of {DTYPE_POLICIES}, found "
+            f"{cfg.dtype_policy!r}"
         )
     if cfg.icnr:
         from keras_facehallu.icnr import apply_icnr
@@ -201,17 +267,29 @@ def _count_batches(dataset) -> int:
     return count if count >= 0 else sum(1 for _ in dataset)
 
 
-def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbose="auto") -> int:
+def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbose="auto",
+        data_format: str | None = None) -> int:
     """Trains ``cfg`` on the prepared folder ``data`` into ``run_dir``; returns an exit code.
+
+    ``data_format`` is ``"packed"`` or ``"tfrecord"`` (None: packed when ``data`` is a packed
+    folder; :func:`resolve_data` picks it for the command line).
 
     ``status.json`` says "running" only while the process runs: an exception ends it with
     "failed" and the reason. A write error (full disk) or a run whose checkpoints are all damaged
     is a clear message on stderr and exit code 4; other exceptions are raised again.
     """
+    import keras
+
     from keras_facehallu.training.checkpoint import CheckpointError, latest_checkpoint
 
+    if data_format is None:
+        from keras_facehallu.data.packed import is_packed
+
+        data_format = "packed" if is_packed(data) else "tfrecord"
+    policy = keras.config.dtype_policy()
     try:
-        return _run(cfg, data, run_dir, resume=resume, verbose=verbose)
+        keras.config.set_dtype_policy(cfg.dtype_policy)  # the models are built under it
+        return _run(cfg, data, run_dir, resume=resume, verbose=verbose, data_format=data_format)
     except BaseException as error:
         try:
             latest = latest_checkpoint(run_dir / "checkpoints")
@@ -225,12 +303,41 @@ def run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool = False, verbo
             print(f"training failed: {error}", file=sys.stderr, flush=True)
             return EXIT_FAILED
         raise
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
-def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> int:
+def _datasets(cfg: TrainConfig, data: Path, data_format: str, initial_epoch: int):
+    """``(train, validation, steps per epoch)``; the packed stream starts after the epochs done."""
+    if data_format == "packed":
+        from keras_facehallu.data.packed import PackedBatches, PackedSplit, make_packed_dataset
+
+        train = PackedSplit(data, "train")
+        steps = cfg.steps_per_epoch or PackedBatches(
+            train, cfg.batch_size, drop_remainder=True
+        ).batches_per_pass
+        train_ds = make_packed_dataset(
+            data, "train", cfg.batch_size, flip=cfg.flip, shuffle=True, seed=cfg.seed,
+            repeat=True, drop_remainder=True, start=initial_epoch * steps, packed_split=train,
+        )
+        val_ds = make_packed_dataset(data, "validation", cfg.batch_size, shuffle=False)
+        return train_ds, val_ds, steps
+    from keras_facehallu.data.pipeline import make_dataset
+
+    repeat = cfg.steps_per_epoch is not None
+    train_ds = make_dataset(
+        data, "train", cfg.batch_size, flip=cfg.flip, shuffle=True,
+        seed=cfg.seed + initial_epoch, repeat=repeat, drop_remainder=True,
+    )
+    val_ds = make_dataset(data, "validation", cfg.batch_size, flip=False, shuffle=False)
+    return train_ds, val_ds, cfg.steps_per_epoch
+
+
+def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose,
+         data_format: str) -> int:
     import keras
 
-    from keras_facehallu.data.pipeline import make_dataset
+    from keras_facehallu.throughput import ThroughputLog, step_flops_per_image
     from keras_facehallu.training.callbacks import EpochCheckpoint, NonFiniteGuard, SampleGrid
     from keras_facehallu.training.checkpoint import restore_checkpoint, sweep_partial_checkpoints
     from keras_facehallu.version import __version__
@@ -256,12 +363,7 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> 
     if initial_epoch >= cfg.epochs:
         print(f"{run_dir}: all {cfg.epochs} epochs are done already", flush=True)
         return 0
-    repeat = cfg.steps_per_epoch is not None
-    train_ds = make_dataset(
-        data, "train", cfg.batch_size, flip=cfg.flip, shuffle=True,
-        seed=cfg.seed + initial_epoch, repeat=repeat, drop_remainder=True,
-    )
-    val_ds = make_dataset(data, "validation", cfg.batch_size, flip=False, shuffle=False)
+    train_ds, val_ds, steps_per_epoch = _datasets(cfg, data, data_format, initial_epoch)
     guard = NonFiniteGuard()
     meta = {
         "description": f"{cfg.name} run {run_dir.name}",
@@ -280,7 +382,7 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> 
     if cfg.model == "progan":
         from keras_facehallu.progan import ProgressiveGrowing
 
-        steps_done = initial_epoch * (cfg.steps_per_epoch or _count_batches(train_ds))
+        steps_done = initial_epoch * (steps_per_epoch or _count_batches(train_ds))
         callbacks.append(ProgressiveGrowing(cfg.steps_per_phase, initial_step=steps_done))
     try:
         if not cfg.tensorboard:
@@ -295,14 +397,23 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> 
     except ImportError:
         print("no TensorBoard logs (off, or TensorFlow or tensorboard not installed: pip install "
               "'keras-facehallu[train]'); log.csv has every loss", flush=True)
+    try:
+        callbacks.append(ThroughputLog(step_flops_per_image(gan), cfg.batch_size))
+    except (AttributeError, ValueError, TypeError) as error:  # a model the count cannot read
+        print(f"no FLOP/s: the step's FLOPs could not be counted ({error})", flush=True)
+    if cfg.time_budget_s:
+        from keras_facehallu.time_budget import TimeBudget
+
+        callbacks.insert(1, TimeBudget(cfg.time_budget_s))  # before the checkpoint callback
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     _write_status(run_dir, {"status": "running", "epoch": initial_epoch, "pid": os.getpid()})
-    gan.fit(
+    history = gan.fit(
         train_ds,
         epochs=cfg.epochs,
         initial_epoch=initial_epoch,
-        steps_per_epoch=cfg.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # the datasets shuffle themselves
         validation_data=val_ds,
         validation_steps=cfg.validation_steps,
         callbacks=callbacks,
@@ -318,14 +429,18 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose) -> 
         return EXIT_NON_FINITE
     from keras_facehallu.presets import save_to_preset
 
+    epochs_done = history.epoch[-1] + 1 if history.epoch else initial_epoch
+    if epochs_done < cfg.epochs:
+        print(f"stopped by the time budget after epoch {epochs_done} of {cfg.epochs}; "
+              f"--resume {run_dir} continues", flush=True)
     final = run_dir / "final"
     if final.exists():
         import shutil
 
         shutil.rmtree(final)
     with gan.averaged() as generator:  # the moving average where the run keeps one
-        save_to_preset(generator, final, metadata={**meta, "epoch": cfg.epochs})
-    _write_status(run_dir, {"status": "finished", "epoch": cfg.epochs})
+        save_to_preset(generator, final, metadata={**meta, "epoch": epochs_done})
+    _write_status(run_dir, {"status": "finished", "epoch": epochs_done})
     print(f"finished: {run_dir} (generator preset in {final}, version {__version__})", flush=True)
     return 0
 
@@ -342,6 +457,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")
     parser.add_argument("--verbose", default="auto", help="fit verbosity: auto, 0, 1 or 2")
+    parser.add_argument("--data-format", default="auto", choices=DATA_FORMATS,
+                        help="how to read --data (module docstring); packed needs no TensorFlow")
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)  # status.json says "failed", not "running"
@@ -352,7 +469,13 @@ def main(argv=None) -> int:
             parser.error(f"--resume {args.resume}: no config.json there; is it a run folder?")
         spec = json.loads(spec_path.read_text())
         cfg = TrainConfig.from_dict(spec["train"])
-        return run(cfg, Path(spec["data"]), args.resume, resume=True, verbose=verbose)
+        try:
+            data, data_format = resolve_data(
+                Path(spec["data"]), spec.get("data_format", "auto"), args.resume.parent
+            )
+        except ValueError as error:
+            parser.error(str(error))
+        return run(cfg, data, args.resume, resume=True, verbose=verbose, data_format=data_format)
     if args.data is None:
         parser.error("--data is required (a folder written by facehallu-prepare)")
     if not (args.data / "manifest.json").is_file():
@@ -361,6 +484,10 @@ def main(argv=None) -> int:
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     cfg = get_config(args.config, **overrides)
+    try:
+        data, data_format = resolve_data(args.data.resolve(), args.data_format, args.runs)
+    except ValueError as error:
+        parser.error(str(error))
     import keras
 
     from keras_facehallu.version import __version__
@@ -371,14 +498,15 @@ def main(argv=None) -> int:
         run_dir / "config.json",
         {
             "train": cfg.to_dict(),
-            "data": str(args.data.resolve()),
+            "data": str(data),
+            "data_format": data_format,
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
             "keras_facehallu_version": __version__,
         },
     )
     print(f"run folder: {run_dir}", flush=True)
-    return run(cfg, args.data.resolve(), run_dir, verbose=verbose)
+    return run(cfg, data, run_dir, verbose=verbose, data_format=data_format)
 
 
 if __name__ == "__main__":

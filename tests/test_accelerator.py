@@ -96,6 +96,18 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun():
         if model.stop_training:
             break
     assert budget.stopped_after == 3
+    compiled = TimeBudget(100, clock=clock)  # a first step of 50 s (compilation), then 2 s
+    compiled.set_model(model)
+    model.stop_training = False
+    clock.now = 0.0
+    compiled.on_train_begin()
+    compiled.on_epoch_begin(0)
+    for step, step_end in enumerate((50, 52, 54)):
+        clock.now = step_end
+        compiled.on_train_batch_end(step)
+    clock.now = 55  # validation
+    compiled.on_epoch_end(0)
+    assert not model.stop_training  # the next epoch is predicted at 7.5 s, not 55 s
     late = TimeBudget(10, clock=clock)  # an epoch already past the budget: after step 2
     late.set_model(model)
     model.stop_training = False

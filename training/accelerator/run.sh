@@ -9,8 +9,8 @@
 #   --data     a packed folder (python -m keras_facehallu.data.packed export ...)
 #   --out      output folder: generator.json + generator.part-NNN.bin (the weights),
 #              run.log (everything printed), log.csv (losses per epoch), sample.png (last grid)
-#   --budget   training seconds, counted from the first step (default 480); the run stops after
-#              the last epoch that ends inside it
+#   --budget   training seconds, counted from the start of fit (compilation included; default
+#              480); the run stops after the last epoch that ends inside it
 #   --config   a named training config (default cpu_small); --set changes single fields
 #   --wheels   folder of wheels to install first (default training/accelerator/wheels; skipped
 #              when it holds none and keras is importable)

@@ -141,3 +141,25 @@ def test_accelerator_script_end_to_end_without_tensorflow(no_tf_env, packed, tmp
     ours, theirs = load_preset(preset), load_preset(run / "final")
     for a, b in zip(ours.weights, theirs.weights, strict=True):
         assert (a.numpy() == b.numpy()).all()
+
+
+def test_tfrecords_are_exported_once_and_picked_when_tensorflow_is_missing(
+    faces_dir, no_tf_env, tmp_path
+):
+    pytest.importorskip("tensorflow")
+    from keras_facehallu.training.train import resolve_data
+    from tests.tiny_data import make_tiny_prepared
+
+    prepared = make_tiny_prepared(tmp_path / "prepared", faces_dir, n_train=4, n_val=2)
+    runs = tmp_path / "runs"
+    assert resolve_data(prepared, "auto", runs) == (prepared, "tfrecord")  # TensorFlow is here
+    cache, fmt = resolve_data(prepared, "packed", runs)
+    assert fmt == "packed" and cache.parent == runs / ".packed"
+    assert json.loads((cache / "manifest.json").read_text())["splits"]["train"]["count"] == 4
+    assert resolve_data(cache, "auto", runs) == (cache, "packed")
+    with pytest.raises(ValueError, match="a packed folder, not TFRecords"):
+        resolve_data(cache, "tfrecord", runs)
+    pick = ("from pathlib import Path; from keras_facehallu.training.train import resolve_data; "
+            f"print(resolve_data(Path({str(prepared)!r}), 'auto', Path({str(runs)!r}))[1])")
+    code, out = _run([sys.executable, "-c", pick], no_tf_env, tmp_path)
+    assert code == 0 and out.strip().endswith("packed"), out

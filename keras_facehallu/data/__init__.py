@@ -1,5 +1,6 @@
-"""Prepared training data: the TFRecord format (:mod:`.records`) and the input pipeline
-(:mod:`.pipeline`).
+"""Prepared training data: the TFRecord format (:mod:`.records`), the ``tf.data`` input pipeline
+(:mod:`.pipeline`), and the packed, TensorFlow-free form of the same data with its numpy batches
+(:mod:`.packed`).
 
 Example:
     >>> from keras_facehallu.data.pipeline import make_dataset

@@ -125,7 +125,8 @@ def test_evaluate_baselines_only_and_bad_arguments(prepared, tmp_path, capsys):
                        "--metrics", "psnr"])
 
 
-def test_evaluate_checks_before_long_work_and_keeps_what_it_finished(prepared, tmp_path):
+def test_evaluate_checks_before_long_work_and_keeps_what_it_finished(prepared, tiny_model,
+                                                                     tmp_path):
     """A missing train split fails before any output is computed; a broken model does not cost
     the other methods: their rows are written and the exit names the failure."""
     import shutil
@@ -156,3 +157,11 @@ def test_evaluate_checks_before_long_work_and_keeps_what_it_finished(prepared, t
     assert [r["method"] for r in payload["results"]] == list(evaluate.BASELINES[:2])
     assert "broken" in payload["settings"]["failed"]
     assert payload["settings"]["complete"] is False
+
+    out = tmp_path / "models_only"  # a selection run: the models without the baselines
+    evaluate.main(["--data", str(prepared), "--model", str(tiny_model), "--no-baselines",
+                   "--metrics", "ssim", "--quiet", "--out", str(out)])
+    payload = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in payload["results"]] == ["tiny"]
+    with pytest.raises(SystemExit, match="at least one --model"):
+        evaluate.main(["--data", str(prepared), "--no-baselines", "--out", str(out)])

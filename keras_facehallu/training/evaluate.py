@@ -113,6 +113,8 @@ def build_methods(args, masked, masks):
         if label in ("final", "") or label.startswith("epoch-"):
             label = "-".join(Path(path).parts[-2:])  # e.g. 00000-cpu_small-final
         methods.append((_unique_name(label, taken), "model", produce))
+    if args.no_baselines:  # a selection run; a reported run always has the baselines
+        return methods
     radius = args.inpaint_radius
     methods.append((_unique_name(BASELINES[0], taken), "baseline",
                     lambda: inpaint_context(masked, masks, "telea", radius)))
@@ -355,7 +357,7 @@ def preflight(args, metric_names) -> None:
         shard_paths(args.data, args.split)
     except FileNotFoundError as exc:
         raise SystemExit(f"--data {args.data} --split {args.split}: {exc}") from None
-    if not args.no_mean_context:
+    if not (args.no_mean_context or args.no_baselines):
         try:
             shard_paths(args.data, "train")
         except FileNotFoundError as exc:
@@ -402,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="presets: score the generator's own face pixels (default: the "
                              "original face pasted back, as facehallu and the baselines do)")
     parser.add_argument("--baselines-only", action="store_true", help="evaluate no model")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="models only (for choosing on validation; compare with a baselines "
+                             "run on the same split; report with the baselines)")
     parser.add_argument("--no-mean-context", action="store_true",
                         help="skip the mean-context baseline (it needs the train split)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")

@@ -73,6 +73,8 @@ def test_missing_data_errors(tmp_path, prepared):
     with pytest.raises(FileNotFoundError, match="no train shards"):
         make_dataset(tmp_path, "train", 2)
     with pytest.raises(ValueError, match="split"):
+        records.load_examples(prepared[0], "holdout")
+    with pytest.raises(FileNotFoundError, match="no test shards"):  # a valid split, none written
         records.load_examples(prepared[0], "test")
     with pytest.raises(ValueError, match="batch_size"):
         make_dataset(prepared[0], "train", 0)

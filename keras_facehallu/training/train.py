@@ -232,6 +232,8 @@ def init_generator_from(generator, preset: str | os.PathLike) -> dict:
 def _sample_batch(val_ds, count: int):
     import numpy as np
 
+    if count < 1:  # sample_count=0: no sample grids
+        return None, None
     inputs, targets = {"masked_image": [], "mask": []}, []
     for x, y in val_ds:
         inputs["masked_image"].append(np.asarray(x["masked_image"]))

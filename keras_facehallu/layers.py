@@ -17,37 +17,6 @@ LEAKY_SLOPE = 0.1  # PAPER.md: LeakyReLU with slope 0.1 after every layer but th
 
 
 @keras.saving.register_keras_serializable(package="keras_facehallu")
-class SeededGlorotUniform(keras.initializers.Initializer):
-    """Glorot-uniform drawn with numpy from a fixed seed: same values on every backend.
-
-    Keras' own seeded initializers draw with the backend's RNG, so TensorFlow and JAX give
-    different weights, and on JAX every new shape compiles a random kernel (slow to build).
-
-    Args:
-        seed: integer seed.
-
-    Example:
-        >>> SeededGlorotUniform(0)((3, 3, 8, 16)).shape
-        (3, 3, 8, 16)
-    """
-
-    def __init__(self, seed: int):
-        self.seed = int(seed)
-
-    def __call__(self, shape, dtype=None):
-        shape = tuple(int(d) for d in shape)
-        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-        fan_in = shape[-2] * receptive if len(shape) > 1 else shape[0]
-        fan_out = shape[-1] * receptive
-        limit = float(np.sqrt(6.0 / max(1.0, (fan_in + fan_out))))
-        values = np.random.default_rng(self.seed).uniform(-limit, limit, shape)
-        return ops.convert_to_tensor(values.astype(np.float32), dtype=dtype or "float32")
-
-    def get_config(self):
-        return {"seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="keras_facehallu")
 class SeededHeUniform(keras.initializers.Initializer):
     """He-uniform for LeakyReLU, drawn with numpy from a fixed seed: same values on every backend.
 

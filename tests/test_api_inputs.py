@@ -16,7 +16,6 @@ import tensorflow as tf
 from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
-from keras_facehallu.losses.standins import standin_identity_net, standin_perceptual_net
 from keras_facehallu.preprocessing import faces_to_arrays, to_model_inputs, to_target_images
 from keras_facehallu.presets import (
     PresetError,
@@ -24,6 +23,7 @@ from keras_facehallu.presets import (
     load_preset,
     save_to_preset,
 )
+from tests.standins import standin_identity_net, standin_perceptual_net
 
 WIDTH = 1 / 32
 

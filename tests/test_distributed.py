@@ -27,7 +27,7 @@ import tensorflow as tf
 from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
-from keras_facehallu.losses.standins import standin_identity_net, standin_perceptual_net
+from tests.standins import standin_identity_net, standin_perceptual_net
 
 def data(n=4):
     rng = np.random.default_rng(0)

@@ -10,13 +10,13 @@ import tensorflow as tf
 from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import LOG_NAMES, HallucinationGAN
 from keras_facehallu.losses import LossConfig
-from keras_facehallu.losses.standins import (
+from keras_facehallu.progan import ProGANHallucinator, ProgressiveGrowing
+from tests.standins import (
     standin_discriminator,
     standin_generator,
     standin_identity_net,
     standin_perceptual_net,
 )
-from keras_facehallu.progan import ProGANHallucinator, ProgressiveGrowing
 
 pytestmark = pytest.mark.multibackend
 WIDTH = 1 / 32

@@ -18,7 +18,7 @@ from keras_facehallu.losses import (
     perceptual_loss,
     pixel_loss,
 )
-from keras_facehallu.losses.standins import (
+from tests.standins import (
     standin_discriminator,
     standin_generator,
     standin_identity_net,

@@ -10,6 +10,12 @@ whole LFW folder (../shared/data/lfw, or FACEHALLU_LFW) ask for ``lfw_dir``; the
 from __future__ import annotations
 
 import os
+
+# TensorFlow 2.21's oneDNN graph rewrites crash (SIGSEGV) now and then in the dlib ResNet port
+# (seen in test_dlib_resnet's parity test on a loaded 2-core machine, and before in training's
+# L_id network); the Eigen kernels are stable. Set before any test imports TensorFlow, as the
+# training and evaluation commands do.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from pathlib import Path
 
 import numpy as np

@@ -37,10 +37,15 @@ import csv
 import datetime
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+# The match score runs the dlib ResNet port, in which TensorFlow 2.21's oneDNN graph rewrites have
+# crashed (SIGSEGV); set before TensorFlow is imported, as facehallu-train does.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 BASELINES = ("OpenCV Telea", "OpenCV Navier-Stokes", "mean context")
 

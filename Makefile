@@ -1,17 +1,26 @@
-# keras-facehallu: the README's commands. `make test` and `make demo` set up .venv themselves.
+# keras-facehallu: the README's commands. `make test` and `make demo` set up .venv themselves:
+# `make demo` installs only the package (what the main job needs), `make test` adds the [dev]
+# extras (JAX, serving, export, Beam, torch for parity tests, pytest, ruff).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-tf test-jax lint demo bench clean
+.PHONY: setup setup-core test test-tf test-jax lint demo bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(CORE): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e .
 	$(BIN)/python -m keras_facehallu.assets fetch
+	touch $(CORE)
+
+$(STAMP): $(CORE)
+	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
+
+setup-core: $(CORE)
 
 setup: $(STAMP)
 
@@ -31,7 +40,7 @@ test: lint test-tf test-jax
 # The main job: hallucinate the context around the astronaut's face (public-domain NASA photo
 # shipped with scikit-image) with the packaged default model, then put Hubble's deep field behind her.
 SKDATA = $$($(BIN)/python -c "import os, skimage.data as d; print(os.path.dirname(d.__file__))")
-demo: $(STAMP)
+demo: $(CORE)
 	d=$(SKDATA); $(BIN)/facehallu "$$d/astronaut.png" -o out/demo --overwrite --background "$$d/hubble_deep_field.jpg"
 	@echo "demo results: $$(pwd)/out/demo (sheet: out/demo/astronaut_face0_sheet.png)"
 

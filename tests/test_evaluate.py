@@ -96,6 +96,7 @@ def test_evaluate_writes_table_csv_json_and_sheet(prepared, tiny_model, tmp_path
     assert [r["method"] for r in rows] == methods
     assert all(r["pieapp"] == "unavailable" for r in rows)
 
+    assert Image.open(out / "sheet.png").info["facehallu:synthetic"] == "true"
     sheet = np.asarray(Image.open(out / "sheet.png"))
     assert sheet.shape == ((2 + len(methods)) * 128, 150 + 3 * 128, 3)
     # real features were cached once, under the data + detector key

@@ -81,6 +81,9 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     assert (run_dir / "snapshots" / "epoch-0004" / "model.weights.h5").is_file()
     assert (run_dir / "final" / "config.json").is_file()
     assert (run_dir / "samples" / "epoch-0004.png").is_file()
+    from PIL import Image
+
+    assert Image.open(run_dir / "samples" / "epoch-0004.png").info["facehallu:synthetic"] == "true"
     assert list((run_dir / "tensorboard").rglob("*tfevents*"))
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train"]["epochs"] == 4 and config["data"] == str(tiny_data)

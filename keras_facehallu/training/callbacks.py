@@ -14,7 +14,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_facehallu.atomic import atomic_path
 from keras_facehallu.sheets import image_grid
 from keras_facehallu.training.checkpoint import save_checkpoint
 
@@ -123,10 +122,14 @@ class SampleGrid(keras.callbacks.Callback):
         sheet = image_grid(rows, labels=["original", "masked", f"epoch {epoch + 1}"])
         folder = self.run_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        from PIL import Image
+        from keras_facehallu.outputs import synthetic_metadata, write_image
 
-        with atomic_path(folder / f"epoch-{epoch + 1:04d}.png", suffix=".png") as tmp:
-            Image.fromarray(sheet).save(tmp, format="PNG")
+        meta = synthetic_metadata(
+            type(self.model.generator).__name__, str(self.run_dir),
+            description=f"Training samples after epoch {epoch + 1}: the third column is "
+                        "hallucinated by a neural network (keras-facehallu).",
+        )
+        write_image(folder / f"epoch-{epoch + 1:04d}.png", sheet, meta)
         try:
             import tensorflow as tf
         except ImportError:

@@ -233,7 +233,13 @@ def write_sheet(path: Path, originals, masked, outputs: dict, count: int = 8) ->
         draw.text((4, r * size + size // 2 - 6), label[:24], fill="black")
         for c in range(count):
             sheet.paste(Image.fromarray(images[c]), (label_w + c * size, r * size))
-    sheet.save(path)
+    from keras_facehallu.outputs import synthetic_metadata, write_image
+
+    meta = synthetic_metadata(
+        ", ".join(outputs), "evaluation", description="Evaluation sheet: the rows after "
+        "'masked' are hallucinated (models) or inpainted (baselines) outside the face mask.",
+    )
+    write_image(path, np.asarray(sheet), meta)
 
 
 def evaluate(args) -> dict:

@@ -61,11 +61,15 @@ def main(argv=None) -> int:
     if data is None:
         data = Path(json.loads((args.run_dir / "config.json").read_text())["data"])
     sheet = render(args.run_dir, data, args.count, paste_face=not args.raw_output)
-    from keras_facehallu.outputs import write_png
+    from keras_facehallu.outputs import synthetic_metadata, write_png
 
     out = args.output or args.run_dir / "epochs.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(out, sheet)
+    write_png(out, sheet, synthetic_metadata(
+        "generator snapshots", str(args.run_dir),
+        description="Faces × training snapshots: the snapshot columns are hallucinated by a "
+                    "neural network (keras-facehallu).",
+    ))
     print(out)
     return 0
 

@@ -37,29 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def count_flops(model) -> int:
-    """Forward FLOPs for one image: 2 × MACs (+ bias adds) of every Conv2D and Dense layer."""
-    import keras
+    """Forward FLOPs for one image: :func:`keras_facehallu.throughput.forward_flops`."""
+    from keras_facehallu.throughput import forward_flops
 
-    from keras_facehallu.layers import ResidualBlock
-
-    def conv_flops(kernel_size, cin, cout, out_shape):
-        h, w = out_shape[1], out_shape[2]
-        return (2 * kernel_size[0] * kernel_size[1] * cin + 1) * cout * h * w
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += count_flops(layer)
-        elif isinstance(layer, keras.layers.Conv2D):
-            cin = layer.kernel.shape[2]
-            total += conv_flops(layer.kernel_size, cin, layer.filters, layer.output.shape)
-        elif isinstance(layer, keras.layers.Dense):
-            total += (2 * layer.kernel.shape[0] + 1) * layer.units
-        elif isinstance(layer, ResidualBlock):
-            for conv in (layer.conv1, layer.conv2):
-                total += conv_flops(conv.kernel_size, layer.filters, layer.filters,
-                                    layer.output.shape)
-    return total
+    return forward_flops(model)
 
 
 def rss_mib() -> float:

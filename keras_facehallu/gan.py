@@ -23,6 +23,7 @@ what snapshots, sample grids and the shipped presets hold (:meth:`HallucinationG
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import keras
 from keras import ops
@@ -458,7 +459,7 @@ class HallucinationGAN(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserialising the nested models empties their configs
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminators"] = [
             keras.saving.deserialize_keras_object(d) for d in config["discriminators"]

@@ -84,6 +84,8 @@ def run_script(tmp_path, source, backend, extra_env=None):
     path = tmp_path / f"distributed_{backend}.py"
     path.write_text(textwrap.dedent(source.format(common=COMMON)))
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
+    # the script imports tests.standins: the repository root must be on its path
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run([sys.executable, str(path)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -80,7 +80,7 @@ def lfw_photos(faces_dir) -> list[Path]:
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
     """The whole LFW folder (../shared/data/lfw or FACEHALLU_LFW); read-only. Tests that use it
-    are marked ``lfw`` and skipped when it is absent."""
+    are marked ``lfw``; they skip when ../shared/data/lfw (or FACEHALLU_LFW) is absent."""
     if not LFW_DIR.is_dir():
         pytest.skip(LFW_MISSING)
     return LFW_DIR

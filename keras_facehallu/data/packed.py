@@ -41,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.assets import sha256_of
 from keras_facehallu.atomic import atomic_path, write_json
 
 FORMAT = "keras_facehallu.packed"
@@ -190,14 +190,6 @@ def write_packed(
     return meta
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: str | os.PathLike, splits: dict, people=(), config=None) -> Path:
     """Writes a packed folder's ``manifest.json`` (each split's file, count, bytes and sha256)."""
     folder = Path(folder)
@@ -207,7 +199,7 @@ def write_manifest(folder: str | os.PathLike, splits: dict, people=(), config=No
         entries[split] = {
             "file": path.name, "count": meta["count"], "size": meta["size"],
             "codec": meta["codec"], "quality": meta["quality"],
-            "bytes": path.stat().st_size, "sha256": _sha256(path),
+            "bytes": path.stat().st_size, "sha256": sha256_of(path),
         }
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "splits": entries,

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from keras_facehallu.assets import sha256_of
 from keras_facehallu.atomic import atomic_path, current_umask
 
 LATEST = "latest.json"
@@ -68,14 +68,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_state(path: Path, groups: dict) -> None:
@@ -148,7 +140,7 @@ def _save(gan, folder: Path, epoch: int, logs: dict, keep: int) -> Path:
             "epoch": int(epoch),
             "logs": {k: float(v) for k, v in logs.items()},
             "files": {
-                STATE: {"sha256": _sha256(tmp / STATE), "bytes": (tmp / STATE).stat().st_size}
+                STATE: {"sha256": sha256_of(tmp / STATE), "bytes": (tmp / STATE).stat().st_size}
             },
         }
         with open(tmp / "state.json", "w") as f:
@@ -229,7 +221,7 @@ def _verify_file(path: Path, state: dict) -> bool:
     if size != expected.get("bytes", size):
         raise DamagedCheckpoint(f"{h5}: truncated or extended: {size} bytes, {expected['bytes']} "
                                 "were written")
-    digest = _sha256(h5)
+    digest = sha256_of(h5)
     if digest != expected.get("sha256"):
         raise DamagedCheckpoint(f"{h5}: checksum mismatch (sha256 {digest[:16]}..., "
                                 f"{str(expected.get('sha256'))[:16]}... was written): corrupted")

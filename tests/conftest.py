@@ -89,3 +89,15 @@ def lfw_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def test_preset(tmp_path_factory):
+    """An UNTRAINED width-1/32 cascade saved as a preset: exercises the plumbing only
+    (CLI, bulk job); tests read it, never write to it."""
+    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.presets import save_to_preset
+
+    folder = tmp_path_factory.mktemp("preset") / "untrained_test"
+    model = CascadedHallucinator(width=1 / 32, seed=0)
+    return save_to_preset(model, folder, metadata={"description": "untrained, tests only"})

@@ -19,17 +19,6 @@ from keras_facehallu.cli import main
 from keras_facehallu.version import __version__
 
 
-@pytest.fixture(scope="module")
-def test_preset(tmp_path_factory):
-    """An UNTRAINED width-1/32 cascade saved as a preset: exercises the plumbing only."""
-    from keras_facehallu.cascade import CascadedHallucinator
-    from keras_facehallu.presets import save_to_preset
-
-    folder = tmp_path_factory.mktemp("preset") / "untrained_test"
-    model = CascadedHallucinator(width=1 / 32, seed=0)
-    return save_to_preset(model, folder, metadata={"description": "untrained, tests only"})
-
-
 @pytest.fixture
 def two_photos(tmp_path, lfw_photos):
     folder = tmp_path / "in"

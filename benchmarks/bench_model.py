@@ -53,7 +53,7 @@ def worker(width: float, batch: int, repeats: int) -> dict:
     import keras
     import numpy as np
 
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     model = CascadedHallucinator(width=width, seed=0)
     rng = np.random.default_rng(0)

@@ -100,7 +100,7 @@ def main(argv=None) -> None:
 
     import tensorflow as tf
 
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     model = CascadedHallucinator(width=args.width, seed=0)
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:

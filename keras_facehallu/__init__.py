@@ -16,11 +16,11 @@ from keras_facehallu.version import __version__
 
 # name -> module that defines it. Each section belongs to one part of the package.
 _EXPORTS = {
-    # --- core model (generator blocks, cascade, ProGAN, discriminators) ---
-    "build_generator_block": "keras_facehallu.generator_blocks",
-    "CascadedHallucinator": "keras_facehallu.cascade",
-    "ProGANHallucinator": "keras_facehallu.progan",
-    "build_discriminator": "keras_facehallu.discriminators",
+    # --- the model family (keras_facehallu.models: blocks, cascade, ProGAN, discriminators) ---
+    "build_generator_block": "keras_facehallu.models.generator_blocks",
+    "CascadedHallucinator": "keras_facehallu.models.cascade",
+    "ProGANHallucinator": "keras_facehallu.models.progan",
+    "build_discriminator": "keras_facehallu.models.discriminators",
     "to_model_inputs": "keras_facehallu.preprocessing",
     # --- losses and GAN training ---
     "LossConfig": "keras_facehallu.losses.config",

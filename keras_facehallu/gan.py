@@ -36,8 +36,8 @@ from keras_facehallu.losses.config import LossConfig
 from keras_facehallu.losses.identity import identity_loss
 from keras_facehallu.losses.perceptual import perceptual_loss
 from keras_facehallu.losses.pixel import pixel_loss
+from keras_facehallu.models.pyramid import image_pyramid, mask_pyramid, masked_pyramid
 from keras_facehallu.preprocessing import check_batch, to_training_data
-from keras_facehallu.pyramid import image_pyramid, mask_pyramid, masked_pyramid
 
 LOG_NAMES = ("g_loss", "d_loss", "pixel", "adv", "pc", "id", "pixel_hidden")
 
@@ -120,7 +120,7 @@ class HallucinationGAN(keras.Model):
         self.spectral_norm = bool(spectral_norm)
         self.seed = seed
         if discriminators is None:
-            from keras_facehallu.discriminators import build_discriminator
+            from keras_facehallu.models.discriminators import build_discriminator
 
             discriminators = [
                 build_discriminator(

@@ -18,7 +18,7 @@ cannot be verified (no ``metadata.json``, or one that does not list ``config.jso
 (:func:`validate_config`: known arguments, sane types, ``0 < width <= 1``) before anything is built.
 
 Example:
-    >>> from keras_facehallu.cascade import CascadedHallucinator
+    >>> from keras_facehallu.models.cascade import CascadedHallucinator
     >>> model = CascadedHallucinator.from_preset("lfw_cascade_small")  # doctest: +SKIP
     >>> save_to_preset(model, "my_preset")  # doctest: +SKIP
 """
@@ -230,8 +230,8 @@ def resolve_preset(name_or_dir: str | os.PathLike, download: bool = True) -> Pat
 
 
 def _model_classes() -> dict:
-    from keras_facehallu.cascade import CascadedHallucinator
-    from keras_facehallu.progan import ProGANHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
+    from keras_facehallu.models.progan import ProGANHallucinator
 
     return {"CascadedHallucinator": CascadedHallucinator, "ProGANHallucinator": ProGANHallucinator}
 

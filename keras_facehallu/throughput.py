@@ -33,7 +33,7 @@ PEAK_FLOPS = {
 
 def forward_flops(model) -> int:
     """Forward FLOPs for one image: 2 × MACs (+ bias adds) of every Conv2D and Dense layer."""
-    from keras_facehallu.layers import ResidualBlock
+    from keras_facehallu.models.layers import ResidualBlock
 
     def conv_flops(kernel_size, cin, cout, out_shape):
         h, w = out_shape[1], out_shape[2]

@@ -95,7 +95,7 @@ def rng() -> np.random.Generator:
 def test_preset(tmp_path_factory):
     """An UNTRAINED width-1/32 cascade saved as a preset: exercises the plumbing only
     (CLI, bulk job); tests read it, never write to it."""
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
     from keras_facehallu.presets import save_to_preset
 
     folder = tmp_path_factory.mktemp("preset") / "untrained_test"

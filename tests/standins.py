@@ -18,7 +18,7 @@ import keras
 import numpy as np  # noqa: F401  (used in the doctest)
 from keras import layers
 
-from keras_facehallu.pyramid import SCALES, masked_face
+from keras_facehallu.models.pyramid import SCALES, masked_face
 
 
 def _init(seed, offset):

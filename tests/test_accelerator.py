@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.cascade import CascadedHallucinator
+from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.presets import load_preset
 from keras_facehallu.throughput import ThroughputLog, peak_flops, step_flops_per_image
 from keras_facehallu.time_budget import TimeBudget

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
+from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.preprocessing import faces_to_arrays, to_model_inputs, to_target_images
 from keras_facehallu.presets import (
     PresetError,
@@ -131,7 +131,7 @@ def test_packaged_preset_by_weights_equals_from_preset():
 
 
 def test_presets_lists_what_is_available():
-    from keras_facehallu.progan import ProGANHallucinator
+    from keras_facehallu.models.progan import ProGANHallucinator
 
     listed = CascadedHallucinator.presets
     assert listed["lfw_cascade_small"]["class_name"] == "CascadedHallucinator"

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_facehallu.cascade import CascadedHallucinator
-from keras_facehallu.preprocessing import to_model_inputs
-from keras_facehallu.pyramid import (
+from keras_facehallu.models.cascade import CascadedHallucinator
+from keras_facehallu.models.pyramid import (
     SCALES,
     downsample,
     image_pyramid,
@@ -17,6 +16,7 @@ from keras_facehallu.pyramid import (
     masked_face,
     masked_pyramid,
 )
+from keras_facehallu.preprocessing import to_model_inputs
 
 pytestmark = pytest.mark.multibackend
 WIDTH = 1 / 16

@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
+from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.training import checkpoint
 from keras_facehallu.training.checkpoint import (
     CheckpointError,

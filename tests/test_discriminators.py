@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.discriminators import build_discriminator, discriminator_filters
-from keras_facehallu.pyramid import SCALES
+from keras_facehallu.models.discriminators import build_discriminator, discriminator_filters
+from keras_facehallu.models.pyramid import SCALES
 
 pytestmark = pytest.mark.multibackend
 WIDTH = 1 / 16

@@ -41,7 +41,7 @@ def prepared(tmp_path_factory, lfw_photos):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     CascadedHallucinator(width=1 / 32, seed=0).save(path)

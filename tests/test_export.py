@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model():
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     return CascadedHallucinator(width=1 / 32, seed=0)
 
@@ -194,7 +194,7 @@ def test_portable_export_parity(model, keras_file, tmp_path, fmt):
 
 
 def test_load_model_from_a_preset_folder(tmp_path):
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
     from keras_facehallu.presets import save_to_preset
 
     model = CascadedHallucinator(width=1 / 32, seed=1)

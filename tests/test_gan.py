@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_facehallu.cascade import CascadedHallucinator
 from keras_facehallu.gan import LOG_NAMES, HallucinationGAN
 from keras_facehallu.losses import LossConfig
-from keras_facehallu.progan import ProGANHallucinator, ProgressiveGrowing
+from keras_facehallu.models.cascade import CascadedHallucinator
+from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveGrowing
 from tests.standins import (
     standin_discriminator,
     standin_generator,

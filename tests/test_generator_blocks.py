@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.generator_blocks import build_generator_block
-from keras_facehallu.pyramid import SCALES
+from keras_facehallu.models.generator_blocks import build_generator_block
+from keras_facehallu.models.pyramid import SCALES
 
 pytestmark = pytest.mark.multibackend
 

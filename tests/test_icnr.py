@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.cascade import CascadedHallucinator
-from keras_facehallu.generator_blocks import build_generator_block
-from keras_facehallu.icnr import ICNR, apply_icnr
-from keras_facehallu.layers import SeededHeUniform
+from keras_facehallu.models.cascade import CascadedHallucinator
+from keras_facehallu.models.generator_blocks import build_generator_block
+from keras_facehallu.models.icnr import ICNR, apply_icnr
+from keras_facehallu.models.layers import SeededHeUniform
 
 pytestmark = pytest.mark.multibackend
 

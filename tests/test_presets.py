@@ -13,7 +13,7 @@ from keras_facehallu.presets import Preset, PresetError, load_preset, save_to_pr
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     return CascadedHallucinator(width=1 / 32, seed=3)
 
@@ -39,7 +39,7 @@ def test_round_trip_gives_identical_outputs(tiny_model, inputs, tmp_path):
 
 
 def test_overrides_and_class_check(tiny_model, inputs, tmp_path):
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     folder = save_to_preset(tiny_model, tmp_path / "p")
     pasted = CascadedHallucinator.from_preset(str(folder), paste_face=True)
@@ -100,7 +100,7 @@ def test_registered_preset_download_override_and_bad_hash(
 
 
 def test_weights_argument(tiny_model, inputs, tmp_path):
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     folder = save_to_preset(tiny_model, tmp_path / "p")
     again = CascadedHallucinator(width=1 / 32, seed=99, weights=str(folder))

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.cascade import CascadedHallucinator
-from keras_facehallu.progan import ProGANHallucinator, ProgressiveFade, ProgressiveGrowing
-from keras_facehallu.pyramid import SCALES
+from keras_facehallu.models.cascade import CascadedHallucinator
+from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveFade, ProgressiveGrowing
+from keras_facehallu.models.pyramid import SCALES
 
 pytestmark = pytest.mark.multibackend
 WIDTH = 1 / 16

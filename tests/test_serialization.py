@@ -24,11 +24,11 @@ import pytest
 PACKAGE = "keras_facehallu"
 # every module that registers a class (grep register_keras_serializable keras_facehallu/)
 MODULES = (
-    "keras_facehallu.layers",
-    "keras_facehallu.icnr",
-    "keras_facehallu.pyramid",
-    "keras_facehallu.cascade",
-    "keras_facehallu.progan",
+    "keras_facehallu.models.layers",
+    "keras_facehallu.models.icnr",
+    "keras_facehallu.models.pyramid",
+    "keras_facehallu.models.cascade",
+    "keras_facehallu.models.progan",
     "keras_facehallu.gan",
     "keras_facehallu.nets.backbones",
     "keras_facehallu.nets.dlib_resnet",
@@ -38,21 +38,21 @@ MODULES = (
 for _module in MODULES:
     importlib.import_module(_module)
 
-from keras_facehallu.cascade import CascadedHallucinator  # noqa: E402
 from keras_facehallu.gan import HallucinationGAN  # noqa: E402
-from keras_facehallu.icnr import ICNR  # noqa: E402
-from keras_facehallu.layers import (  # noqa: E402
+from keras_facehallu.metrics.pieapp import PieAPPNetwork  # noqa: E402
+from keras_facehallu.models.cascade import CascadedHallucinator  # noqa: E402
+from keras_facehallu.models.icnr import ICNR  # noqa: E402
+from keras_facehallu.models.layers import (  # noqa: E402
     Composite,
     PixelShuffle,
     ResidualBlock,
     SeededHeUniform,
 )
-from keras_facehallu.metrics.pieapp import PieAPPNetwork  # noqa: E402
+from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveFade  # noqa: E402
+from keras_facehallu.models.pyramid import MaskedFacePyramid  # noqa: E402
 from keras_facehallu.nets.backbones import CaffePreprocess, PerceptualNetwork  # noqa: E402
 from keras_facehallu.nets.dlib_resnet import CanonicalFaceChip, ZeroPadAdd  # noqa: E402
 from keras_facehallu.nets.fid_inception import FidNormalize, FidResize  # noqa: E402
-from keras_facehallu.progan import ProGANHallucinator, ProgressiveFade  # noqa: E402
-from keras_facehallu.pyramid import MaskedFacePyramid  # noqa: E402
 
 WIDTH = 1 / 32
 

@@ -30,7 +30,7 @@ MAX_BATCH = 8
 
 @pytest.fixture(scope="module")
 def model():
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     return CascadedHallucinator(width=1 / 32, seed=0)
 

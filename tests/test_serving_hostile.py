@@ -40,7 +40,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
 
     root = tmp_path_factory.mktemp("hostile_models")
     export_savedmodel(CascadedHallucinator(width=1 / 32, seed=0), root, "facehallu")

@@ -150,7 +150,7 @@ def test_resume_rejects_a_folder_without_config(tmp_path):
 
 
 def test_init_from_preset_copies_the_generator_and_rejects_other_widths(tmp_path):
-    from keras_facehallu.cascade import CascadedHallucinator
+    from keras_facehallu.models.cascade import CascadedHallucinator
     from keras_facehallu.presets import save_to_preset
     from keras_facehallu.training.train import build_gan, init_generator_from
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Modules whose classes a saved hallucinator may name; importing them registers those classes
 # with Keras, so that load_model (safe_mode on) can rebuild the model.
-MODEL_MODULES = ("keras_facehallu.cascade", "keras_facehallu.progan")
+MODEL_MODULES = ("keras_facehallu.models.cascade", "keras_facehallu.models.progan")
 
 
 def register_model_classes() -> None:
@@ -90,7 +90,7 @@ def load_model(model=None, config=None, weights=None, preset=None):
     if "class_name" in config_dict:
         built = keras.saving.deserialize_keras_object(config_dict)
     else:
-        from keras_facehallu.cascade import CascadedHallucinator
+        from keras_facehallu.models.cascade import CascadedHallucinator
 
         built = CascadedHallucinator.from_config(config_dict)
     built.load_weights(weights)

@@ -49,7 +49,7 @@ class TrainConfig:
         r1_gamma: weight of the R1 gradient penalty on real images in the D step (0: off).
         r1_interval: lazy R1: applied every this many steps, scaled by the interval.
         icnr: ICNR initialisation of every convolution that feeds a pixel shuffle
-            (:func:`keras_facehallu.icnr.apply_icnr`; a run from scratch starts without a
+            (:func:`keras_facehallu.models.icnr.apply_icnr`; a run from scratch starts without a
             checkerboard). No effect on weights loaded by ``init_from`` or ``--resume``.
         dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (bfloat16 compute, float32
             weights: Keras' mixed precision; for accelerators with bfloat16 units).

@@ -78,7 +78,7 @@ def _register_model_classes() -> None:
     """Imports the modules whose classes a saved hallucinator may name, so loading finds them."""
     import importlib
 
-    for module in ("keras_facehallu.cascade", "keras_facehallu.progan"):
+    for module in ("keras_facehallu.models.cascade", "keras_facehallu.models.progan"):
         try:
             importlib.import_module(module)
         except ImportError:

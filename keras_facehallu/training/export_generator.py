@@ -25,9 +25,9 @@ def export_generator(run_dir: Path, out: Path, description: str = "", paste_face
     spec = json.loads((run_dir / "config.json").read_text())
     cfg = TrainConfig.from_dict(spec["train"])
     if cfg.model == "cascade":
-        from keras_facehallu.cascade import CascadedHallucinator as cls
+        from keras_facehallu.models.cascade import CascadedHallucinator as cls
     else:
-        from keras_facehallu.progan import ProGANHallucinator as cls
+        from keras_facehallu.models.progan import ProGANHallucinator as cls
     generator = cls(width=cfg.width, seed=cfg.seed, paste_face=paste_face)
     state = load_generator_weights(generator, run_dir / "checkpoints")
     meta = {

@@ -150,11 +150,11 @@ def build_gan(cfg: TrainConfig):
     from keras_facehallu.losses.config import LossConfig
 
     if cfg.model == "cascade":
-        from keras_facehallu.cascade import CascadedHallucinator
+        from keras_facehallu.models.cascade import CascadedHallucinator
 
         generator = CascadedHallucinator(width=cfg.width, seed=cfg.seed)
     elif cfg.model == "progan":
-        from keras_facehallu.progan import ProGANHallucinator
+        from keras_facehallu.models.progan import ProGANHallucinator
 
         generator = ProGANHallucinator(width=cfg.width, seed=cfg.seed)
     else:
@@ -167,7 +167,7 @@ def build_gan(cfg: TrainConfig):
             f"{cfg.dtype_policy!r}"
         )
     if cfg.icnr:
-        from keras_facehallu.icnr import apply_icnr
+        from keras_facehallu.models.icnr import apply_icnr
 
         apply_icnr(generator, seed=cfg.seed)
     gan = HallucinationGAN(
@@ -382,7 +382,7 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose,
     if sample_inputs is not None:
         callbacks.append(SampleGrid(run_dir, sample_inputs, sample_targets))
     if cfg.model == "progan":
-        from keras_facehallu.progan import ProgressiveGrowing
+        from keras_facehallu.models.progan import ProgressiveGrowing
 
         steps_done = initial_epoch * (steps_per_epoch or _count_batches(train_ds))
         callbacks.append(ProgressiveGrowing(cfg.steps_per_phase, initial_step=steps_done))

@@ -16,7 +16,7 @@ Design (a conditional PatchGAN-style critic, as in pix2pix, sized so every scale
 see the README's table.
 
 Example:
-    >>> from keras_facehallu.discriminators import build_discriminator
+    >>> from keras_facehallu.models.discriminators import build_discriminator
     >>> d = build_discriminator(32, width=1 / 16)
     >>> d([np.zeros((2, 32, 32, 3), "float32"), np.zeros((2, 32, 32, 3), "float32")]).shape
     (2, 4, 4, 1)
@@ -28,9 +28,9 @@ import math
 
 import keras
 
-from keras_facehallu.generator_blocks import scaled
-from keras_facehallu.layers import SeededInitializers
-from keras_facehallu.pyramid import SCALES
+from keras_facehallu.models.generator_blocks import scaled
+from keras_facehallu.models.layers import SeededInitializers
+from keras_facehallu.models.pyramid import SCALES
 
 D_SLOPE = 0.2
 BASE_FILTERS = 64

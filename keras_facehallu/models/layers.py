@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from keras_facehallu.layers import PixelShuffle
+    >>> from keras_facehallu.models.layers import PixelShuffle
     >>> PixelShuffle(2)(np.zeros((1, 4, 4, 8), "float32")).shape
     (1, 8, 8, 2)
 """

@@ -15,7 +15,7 @@ A residual block is ``lrelu(x + conv3×3(lrelu(conv3×3(x))))``. ``width`` scale
 count and fc size (rounded, at least 1); ``width=1.0`` is the paper.
 
 Example:
-    >>> from keras_facehallu.generator_blocks import build_generator_block
+    >>> from keras_facehallu.models.generator_blocks import build_generator_block
     >>> block = build_generator_block(16, width=1 / 16)
     >>> block.output_shape
     (None, 16, 16, 3)
@@ -27,8 +27,13 @@ import math
 
 import keras
 
-from keras_facehallu.layers import LEAKY_SLOPE, PixelShuffle, ResidualBlock, SeededInitializers
-from keras_facehallu.pyramid import SCALES
+from keras_facehallu.models.layers import (
+    LEAKY_SLOPE,
+    PixelShuffle,
+    ResidualBlock,
+    SeededInitializers,
+)
+from keras_facehallu.models.pyramid import SCALES
 
 BOTTLENECK_SIDE = 4
 CONV0_FILTERS = 128

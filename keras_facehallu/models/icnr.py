@@ -8,7 +8,7 @@ initialisation the conv + shuffle equals the conv at low resolution followed by 
 upsampling: no checkerboard at the start.
 
 Example:
-    >>> from keras_facehallu.generator_blocks import build_generator_block
+    >>> from keras_facehallu.models.generator_blocks import build_generator_block
     >>> block = build_generator_block(16, width=1 / 16, seed=0)
     >>> [layer.name for layer in apply_icnr(block, seed=0)]
     ['up1_conv', 'up2_conv']
@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_facehallu.layers import PixelShuffle, SeededHeUniform
+from keras_facehallu.models.layers import PixelShuffle, SeededHeUniform
 
 
 @keras.saving.register_keras_serializable(package="keras_facehallu")

@@ -17,7 +17,7 @@ An upscaler ``up_k`` (our design) is a residual pixel-shuffle block:
 conv initialised to zero, so it starts as plain bilinear upsampling and learns a correction.
 
 Example:
-    >>> from keras_facehallu.cascade import CascadedHallucinator
+    >>> from keras_facehallu.models.cascade import CascadedHallucinator
     >>> model = CascadedHallucinator(width=1 / 16, seed=0)
     >>> out = model.hallucinate(np.zeros((2, 128, 128, 3), "uint8"),
     ...                         np.ones((2, 128, 128), bool))
@@ -31,10 +31,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_facehallu.generator_blocks import build_generator_block, scaled
-from keras_facehallu.layers import LEAKY_SLOPE, Composite, PixelShuffle, SeededInitializers
+from keras_facehallu.models.generator_blocks import build_generator_block, scaled
+from keras_facehallu.models.layers import LEAKY_SLOPE, Composite, PixelShuffle, SeededInitializers
+from keras_facehallu.models.pyramid import SCALES, MaskedFacePyramid
 from keras_facehallu.preprocessing import INPUT_SIZE, to_model_inputs
-from keras_facehallu.pyramid import SCALES, MaskedFacePyramid
 
 UPSCALER_FILTERS = 64
 

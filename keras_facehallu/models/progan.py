@@ -21,7 +21,7 @@ Our reading of progressive growing (Karras et al. 2018) for this task:
   ``4 × steps_per_phase`` steps the full 128×128 model trains.
 
 Example:
-    >>> from keras_facehallu.progan import ProGANHallucinator, ProgressiveGrowing
+    >>> from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveGrowing
     >>> model = ProGANHallucinator(width=1 / 16, seed=0)
     >>> model.set_progress(phase=2, alpha=0.5)
     >>> {k: float(v) for k, v in model.loss_weights().items()}
@@ -33,8 +33,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_facehallu.cascade import HallucinatorMixin, build_cascade_graph, model_inputs
-from keras_facehallu.pyramid import SCALES
+from keras_facehallu.models.cascade import HallucinatorMixin, build_cascade_graph, model_inputs
+from keras_facehallu.models.pyramid import SCALES
 
 LAST_PHASE = len(SCALES) - 1
 
@@ -92,7 +92,7 @@ class ProgressiveFade(keras.layers.Layer):
 class ProGANHallucinator(HallucinatorMixin, keras.Model):
     """The ProGAN variant of the hallucinator (same blocks, progressive growing with fade-in).
 
-    Same input/output dict contract as :class:`~keras_facehallu.cascade.CascadedHallucinator`.
+    Same input/output dict contract as :class:`CascadedHallucinator`.
     Drive it with the :class:`ProgressiveGrowing` callback, or ``set_progress`` by hand.
 
     Args:

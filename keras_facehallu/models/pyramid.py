@@ -7,7 +7,7 @@ when at least half of the full-resolution pixels it covers do.
 
 Example:
     >>> import numpy as np
-    >>> from keras_facehallu.pyramid import SCALES, image_pyramid
+    >>> from keras_facehallu.models.pyramid import SCALES, image_pyramid
     >>> [tuple(p.shape) for p in image_pyramid(np.zeros((1, 128, 128, 3), "float32"))]
     [(1, 8, 8, 3), (1, 16, 16, 3), (1, 32, 32, 3), (1, 64, 64, 3), (1, 128, 128, 3)]
 """

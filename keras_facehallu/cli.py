@@ -183,8 +183,8 @@ def run(args) -> dict:
     """Runs the command for parsed ``args``; returns the summary dict."""
     from keras_facehallu.face.io import ImageLoadError, load_image
     from keras_facehallu.face.pipeline import prepare_face
+    from keras_facehallu.models import load_preset
     from keras_facehallu.outputs import OutputNamer, safe_stem, synthetic_metadata
-    from keras_facehallu.presets import load_preset
 
     if args.batch_size < 1:
         raise SystemExit(f"facehallu: --batch-size must be positive, found {args.batch_size}")

@@ -17,8 +17,11 @@ cannot be verified (no ``metadata.json``, or one that does not list ``config.jso
 ``model.weights.h5``) loads with an :class:`UnverifiedPresetWarning`. Every config is checked
 (:func:`validate_config`: known arguments, sane types, ``0 < width <= 1``) before anything is built.
 
+This module is a leaf: the model base class imports it, and it finds the model classes through
+the Keras registry (:func:`model_class`), so nothing here imports a model back.
+
 Example:
-    >>> from keras_facehallu.models.cascade import CascadedHallucinator
+    >>> from keras_facehallu.models import CascadedHallucinator
     >>> model = CascadedHallucinator.from_preset("lfw_cascade_small")  # doctest: +SKIP
     >>> save_to_preset(model, "my_preset")  # doctest: +SKIP
 """
@@ -45,6 +48,8 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 PACKAGED_DIR = Path(__file__).resolve().parent / "presets"
 MAX_WIDTH = 1.0  # the paper's size (~370 M parameters); a preset asking for more is refused
+PACKAGE = "keras_facehallu"  # the Keras registration package of the model classes
+MODEL_CLASSES = ("CascadedHallucinator", "ProGANHallucinator")  # what a preset may hold
 
 
 class PresetError(RuntimeError):
@@ -229,11 +234,30 @@ def resolve_preset(name_or_dir: str | os.PathLike, download: bool = True) -> Pat
     return folder
 
 
-def _model_classes() -> dict:
-    from keras_facehallu.models.cascade import CascadedHallucinator
-    from keras_facehallu.models.progan import ProGANHallucinator
+def model_class(class_name, source="config"):
+    """The model class a preset names, found in the Keras registry (``keras_facehallu>Name``).
 
-    return {"CascadedHallucinator": CascadedHallucinator, "ProGANHallucinator": ProGANHallucinator}
+    This module imports no model: importing :mod:`keras_facehallu.models` registers the classes
+    (``CascadedHallucinator.from_preset`` and ``keras_facehallu.models.load_preset`` have done
+    that before they get here).
+
+    Raises:
+        PresetError: naming ``source``, when ``class_name`` is not one of :data:`MODEL_CLASSES`
+            or is not registered.
+    """
+    import keras
+
+    if class_name not in MODEL_CLASSES:
+        raise PresetError(
+            f"{source}: unknown class_name {class_name!r}; expected one of {sorted(MODEL_CLASSES)}"
+        )
+    cls = keras.saving.get_registered_object(f"{PACKAGE}>{class_name}")
+    if cls is None:
+        raise PresetError(
+            f"{source}: class {class_name!r} is not registered with Keras; import "
+            "keras_facehallu.models first (or load with keras_facehallu.models.load_preset)"
+        )
+    return cls
 
 
 def _read_spec(folder: Path):
@@ -245,13 +269,7 @@ def _read_spec(folder: Path):
         raise PresetError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise PresetError(f"{path}: expected {{'class_name': ..., 'config': {{...}}}}")
-    classes = _model_classes()
-    class_name = spec.get("class_name")
-    if class_name not in classes:
-        raise PresetError(
-            f"{path}: unknown class_name {class_name!r}; expected one of {sorted(classes)}"
-        )
-    return classes[class_name], spec
+    return model_class(spec.get("class_name"), path), spec
 
 
 def _is_int(value) -> bool:
@@ -337,8 +355,11 @@ def preset_catalog(cls=None) -> dict:
                     "class_name"
                 ]
         if cls is not None and class_name is not None:
-            known = _model_classes().get(class_name)
-            if known is None or not issubclass(known, cls):
+            try:
+                known = model_class(class_name)
+            except PresetError:
+                continue
+            if not issubclass(known, cls):
                 continue
         catalog[name] = {
             "description": preset.description,

@@ -139,17 +139,15 @@ def parts_to_preset(folder: str | os.PathLike, preset: str | os.PathLike) -> Pat
     Example:
         >>> parts_to_preset("device_out", "presets/lfw_cascade_gpu")  # doctest: +SKIP
     """
-    from keras_facehallu.presets import _model_classes, save_to_preset, validate_config
+    import keras_facehallu.models  # noqa: F401  (registers the classes a preset may hold)
+    from keras_facehallu.presets import PresetError, model_class, save_to_preset, validate_config
 
     index, arrays = read_weight_parts(folder)
     spec = index["spec"]
-    classes = _model_classes()
-    if spec.get("class_name") not in classes:
-        raise WeightPartsError(
-            f"{Path(folder) / INDEX}: class {spec.get('class_name')!r}, expected one of "
-            f"{sorted(classes)}"
-        )
-    cls = classes[spec["class_name"]]
+    try:
+        cls = model_class(spec.get("class_name"), Path(folder) / INDEX)
+    except PresetError as exc:
+        raise WeightPartsError(str(exc)) from None
     model = cls.from_config(validate_config(cls, spec["config"], Path(folder) / INDEX))
     if len(model.weights) != len(arrays):
         raise WeightPartsError(
@@ -181,7 +179,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "from-preset":
-            from keras_facehallu.presets import load_preset
+            from keras_facehallu.models import load_preset
 
             model = load_preset(args.preset)
             index = write_weight_parts(model, args.out, metadata=model.preset_metadata)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from keras_facehallu.presets import load_preset
+from keras_facehallu.models import load_preset
 from tests.tiny_data import make_tiny_packed
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from keras_facehallu import presets
-from keras_facehallu.presets import Preset, PresetError, load_preset, save_to_preset
+from keras_facehallu.models import load_preset, save_to_preset
+from keras_facehallu.presets import Preset, PresetError
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,11 @@ def test_weights_argument(tiny_model, inputs, tmp_path):
     np.testing.assert_array_equal(tiny_model.hallucinate(*inputs), from_file.hallucinate(*inputs))
     with pytest.raises(PresetError, match="width"):
         CascadedHallucinator(width=1 / 16, weights=str(folder))
+
+
+def test_model_class_comes_from_the_keras_registry():
+    from keras_facehallu.models import CascadedHallucinator
+
+    assert presets.model_class("CascadedHallucinator") is CascadedHallucinator
+    with pytest.raises(PresetError, match=r"x/config.json: unknown class_name 'Dense'"):
+        presets.model_class("Dense", "x/config.json")

@@ -89,7 +89,7 @@ def test_kill_and_resume_loses_only_the_epoch_in_progress(tiny_data, tmp_path):
     assert config["train"]["epochs"] == 4 and config["data"] == str(tiny_data)
     assert not list(run_dir.rglob(".*tmp*"))
 
-    from keras_facehallu.presets import load_preset
+    from keras_facehallu.models import load_preset
     from keras_facehallu.training.export_generator import export_generator
 
     exported = export_generator(run_dir, tmp_path / "exported", paste_face=True)

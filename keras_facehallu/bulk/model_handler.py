@@ -4,7 +4,7 @@
 :meth:`HallucinatorModelHandler.batch_elements_kwargs`), loads the model once per worker process
 with :meth:`~HallucinatorModelHandler.load_model` and shares it between the process's threads, and
 calls :meth:`~HallucinatorModelHandler.run_inference` on each batch. The model comes from
-:func:`keras_facehallu.presets.load_preset`, exactly as ``facehallu`` loads it; a preset folder on a
+:func:`keras_facehallu.models.load_preset`, exactly as ``facehallu`` loads it; a preset folder on a
 remote file system (``gs://…``, ``s3://…``, ``hdfs://…``) is first copied to the worker's disk.
 
 Example:
@@ -40,7 +40,7 @@ class Hallucination(NamedTuple):
 def local_preset(preset: str) -> str:
     """A preset name or local folder as it is; a remote preset folder (``gs://…/my_preset``) copied
     to local disk once per process: ``config.json``, ``model.weights.h5`` and ``metadata.json``
-    (optional; :func:`~keras_facehallu.presets.load_preset` checks the hashes it lists)."""
+    (optional; :func:`~keras_facehallu.models.load_preset` checks the hashes it lists)."""
     if not is_remote(preset):
         return preset
     from keras_facehallu.presets import CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, PresetError
@@ -73,7 +73,7 @@ class HallucinatorModelHandler(ModelHandler):
 
     Args:
         preset: preset name, local folder or remote folder URL (see
-            :func:`keras_facehallu.presets.load_preset`).
+            :func:`keras_facehallu.models.load_preset`).
         paste_face: put the original face pixels back into the result (``facehallu``'s default).
         min_batch_size, max_batch_size: bounds for ``BatchElements``.
 
@@ -96,7 +96,7 @@ class HallucinatorModelHandler(ModelHandler):
 
     def load_model(self):
         """The preset's model (``model.preset_metadata`` set), as ``facehallu`` loads it."""
-        from keras_facehallu.presets import load_preset
+        from keras_facehallu.models import load_preset
 
         return load_preset(local_preset(self.preset), paste_face=self.paste_face)
 

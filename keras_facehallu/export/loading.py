@@ -6,21 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-# Modules whose classes a saved hallucinator may name; importing them registers those classes
-# with Keras, so that load_model (safe_mode on) can rebuild the model.
-MODEL_MODULES = ("keras_facehallu.models.cascade", "keras_facehallu.models.progan")
-
 
 def register_model_classes() -> None:
-    """Imports :data:`MODEL_MODULES` (the ones that exist) so ``load_model`` finds their classes."""
-    import importlib
-
-    for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
+    """Registers every class a saved hallucinator may name, so ``load_model`` (safe_mode on)
+    can rebuild it: importing :mod:`keras_facehallu.models` does that."""
+    import keras_facehallu.models  # noqa: F401
 
 
 class ExportError(RuntimeError):
@@ -71,7 +61,8 @@ def load_model(model=None, config=None, weights=None, preset=None):
         except (TypeError, ValueError) as err:
             raise ExportError(f"--model {str(path)!r}: cannot load it ({err})") from err
     if preset is not None:
-        from keras_facehallu.presets import PresetError, load_preset
+        from keras_facehallu.models import load_preset
+        from keras_facehallu.presets import PresetError
 
         try:
             return load_preset(preset)

@@ -21,6 +21,9 @@ from keras_facehallu.models.layers import (
 from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveFade, ProgressiveGrowing
 from keras_facehallu.models.pyramid import SCALES, MaskedFacePyramid
 
+# The entry points for a preset of any class (importing this package registered them all).
+from keras_facehallu.presets import load_preset, save_to_preset
+
 __all__ = [
     "SCALES",
     "ICNR",
@@ -37,4 +40,6 @@ __all__ = [
     "build_discriminator",
     "build_generator_block",
     "build_upscaling_block",
+    "load_preset",
+    "save_to_preset",
 ]

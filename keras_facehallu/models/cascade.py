@@ -35,6 +35,15 @@ from keras_facehallu.models.generator_blocks import build_generator_block, scale
 from keras_facehallu.models.layers import LEAKY_SLOPE, Composite, PixelShuffle, SeededInitializers
 from keras_facehallu.models.pyramid import SCALES, MaskedFacePyramid
 from keras_facehallu.preprocessing import INPUT_SIZE, to_model_inputs
+from keras_facehallu.presets import (
+    PresetError,
+    load_preset,
+    preset_catalog,
+    read_preset_config,
+    read_preset_metadata,
+    resolve_preset,
+    save_to_preset,
+)
 
 UPSCALER_FILTERS = 64
 
@@ -137,8 +146,6 @@ class HallucinatorMixin:
             >>> sorted(CascadedHallucinator.presets)
             ['lfw_cascade_small']
         """
-        from keras_facehallu.presets import preset_catalog
-
         return preset_catalog(cls)
 
     @classmethod
@@ -153,14 +160,10 @@ class HallucinatorMixin:
         Example:
             >>> model = CascadedHallucinator.from_preset("lfw_cascade_small")  # doctest: +SKIP
         """
-        from keras_facehallu.presets import load_preset
-
         return load_preset(preset, expected_class=cls, **overrides)
 
     def save_to_preset(self, folder, metadata=None):
         """Writes ``config.json``, ``model.weights.h5`` and ``metadata.json`` into ``folder``."""
-        from keras_facehallu.presets import save_to_preset
-
         return save_to_preset(self, folder, metadata=metadata)
 
     def block(self, size: int) -> keras.Model:
@@ -202,8 +205,6 @@ def preset_arguments(cls, weights, **given) -> dict:
     """
     if weights is None or _is_weights_file(weights):
         return given
-    from keras_facehallu.presets import PresetError, read_preset_config
-
     spec = read_preset_config(weights)
     if spec["class_name"] != cls.__name__:
         raise PresetError(
@@ -229,13 +230,6 @@ def load_weights_argument(model, weights) -> None:
     if _is_weights_file(weights):
         model.load_weights(str(weights))
         return
-    from keras_facehallu.presets import (
-        PresetError,
-        read_preset_config,
-        read_preset_metadata,
-        resolve_preset,
-    )
-
     config = read_preset_config(weights)["config"]
     if float(config.get("width", 1.0)) != model.width:
         raise PresetError(

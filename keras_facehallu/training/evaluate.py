@@ -75,14 +75,8 @@ def to_uint8(images) -> np.ndarray:
 
 
 def _register_model_classes() -> None:
-    """Imports the modules whose classes a saved hallucinator may name, so loading finds them."""
-    import importlib
-
-    for module in ("keras_facehallu.models.cascade", "keras_facehallu.models.progan"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+    """Registers the classes a saved hallucinator may name (importing keras_facehallu.models)."""
+    import keras_facehallu.models  # noqa: F401
 
 
 def _unique_name(name: str, taken: set) -> str:
@@ -106,7 +100,7 @@ def build_methods(args, masked, masks):
             if str(path).endswith(".keras"):
                 model = keras.saving.load_model(path)
             else:  # a preset folder or a registered preset name
-                from keras_facehallu.presets import load_preset
+                from keras_facehallu.models import load_preset
 
                 model = load_preset(path, paste_face=not args.raw_output)
             if not hasattr(model, "hallucinate"):

@@ -27,7 +27,7 @@ def render(run_dir: Path, data: Path, count: int = 6, split: str = "validation",
            paste_face: bool = True) -> np.ndarray:
     """The figure as a uint8 array (see the module docstring)."""
     from keras_facehallu.data.pipeline import make_dataset
-    from keras_facehallu.presets import load_preset
+    from keras_facehallu.models import load_preset
     from keras_facehallu.sheets import image_grid
 
     snapshots = snapshot_folders(run_dir)

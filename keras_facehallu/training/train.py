@@ -204,7 +204,7 @@ def init_generator_from(generator, preset: str | os.PathLike) -> dict:
     Example:
         >>> init_generator_from(gan.generator, "lfw_cascade_small")  # doctest: +SKIP
     """
-    from keras_facehallu.presets import load_preset
+    from keras_facehallu.models import load_preset
 
     source = load_preset(preset)
     if type(source) is not type(generator):

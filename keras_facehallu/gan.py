@@ -8,9 +8,10 @@ The maths (which losses, at which scale, with which weight) is written once here
 One training step is a discriminator step then a generator step:
 
 - D step: ``Σ_s g(s) · L_adv^D(D_s(target_s | cond_s), D_s(G(x)_s | cond_s))``, G frozen.
-- G step: ``Σ_s g(s) · [w_pixel,s · L_pixel + w_adv,s · L_adv^G + w_pc,s · L_pc + w_id,s · L_id]``
-  with the updated D frozen, where ``w`` comes from the :class:`LossConfig` and ``g(s)`` from the
-  generator's ``loss_weights()`` (ProGAN's fade-in; 1 for the cascade).
+- G step: ``Σ_s g(s) · [w_pixel,s · L_pixel + w_adv,s · L_adv^G + w_pc,s · L_pc + w_id,s · L_id
+  + w_fm,s · L_fm]`` with the updated D frozen (L_fm, feature matching, is off by default),
+  where ``w`` comes from the :class:`LossConfig` and ``g(s)`` from the generator's
+  ``loss_weights()`` (ProGAN's fade-in; 1 for the cascade).
 
 ``target_s`` is the real image area-averaged to scale ``s`` (``pyramid.image_pyramid``) and
 ``cond_s`` the masked input face at that scale (``pyramid.masked_pyramid``).
@@ -33,13 +34,14 @@ from keras_facehallu.losses.adversarial import (
     generator_adversarial_loss,
 )
 from keras_facehallu.losses.config import LossConfig
+from keras_facehallu.losses.feature_matching import feature_matching_loss, feature_model
 from keras_facehallu.losses.identity import identity_loss
 from keras_facehallu.losses.perceptual import perceptual_loss
 from keras_facehallu.losses.pixel import pixel_loss
 from keras_facehallu.models.pyramid import image_pyramid, mask_pyramid, masked_pyramid
 from keras_facehallu.preprocessing import check_batch, to_training_data
 
-LOG_NAMES = ("g_loss", "d_loss", "pixel", "adv", "pc", "id", "pixel_hidden")
+LOG_NAMES = ("g_loss", "d_loss", "pixel", "adv", "pc", "id", "fm", "pixel_hidden")
 
 
 def _unpack(data):
@@ -61,6 +63,33 @@ def _check_inputs(x):
             f"HallucinationGAN: batch inputs must be a dict with 'masked_image' and 'mask', "
             f"found {found}"
         )
+
+
+class _Untracked:
+    """A plain holder: Keras does not track what it holds (no variable is listed twice)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _backend_steps():
+    """The module with this backend's ``train_step``/``test_step`` (the one place that chooses).
+
+    Those modules import nothing from this one: the batch is unpacked and checked here.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        from keras_facehallu import train_step_jax
+
+        return train_step_jax
+    if backend == "tensorflow":
+        from keras_facehallu import train_step_tf
+
+        return train_step_tf
+    raise NotImplementedError(
+        f"HallucinationGAN: backend {backend!r} is not supported for training; "
+        "use tensorflow or jax"
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_facehallu")
@@ -85,6 +114,10 @@ class HallucinationGAN(keras.Model):
             ``γ/2 · Σ_s g(s) · E‖∇_real D_s(real | cond_s)‖²`` (Mescheder et al., 2018); 0: off.
         r1_interval: lazy R1: the penalty is applied every ``r1_interval`` D steps, multiplied by
             the interval (StyleGAN2's lazy regularisation).
+        share_forward: run the generator forward once per step and use it in both the D step
+            (held fixed) and the G step (differentiated). The same maths as two forwards, since G
+            does not change in between; False recomputes it in the G step (kept to measure the
+            saving, ``benchmarks/bench_step_parts.py``).
 
     Example:
         >>> gan = HallucinationGAN(CascadedHallucinator(width=1 / 16))  # doctest: +SKIP
@@ -104,6 +137,7 @@ class HallucinationGAN(keras.Model):
         ema_decay: float | None = None,
         r1_gamma: float = 0.0,
         r1_interval: int = 16,
+        share_forward: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -157,6 +191,7 @@ class HallucinationGAN(keras.Model):
             )
         self.r1_gamma = float(r1_gamma)
         self.r1_interval = int(r1_interval)
+        self.share_forward = bool(share_forward)
         self.average_variables = []
         if self.ema_decay is not None:
             for i, v in enumerate(generator.trainable_variables):
@@ -169,6 +204,7 @@ class HallucinationGAN(keras.Model):
             self.reset_average()
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOG_NAMES}
         self.loss_config = LossConfig()
+        self._feature_models = _Untracked([])
         self.perceptual_net = None
         self.identity_net = None
 
@@ -215,6 +251,11 @@ class HallucinationGAN(keras.Model):
 
             identity_net = nets.get_identity_network(config.identity_network)
         self.loss_config = config
+        # Feature models share the discriminators' weights; held outside Keras' tracking so that
+        # no variable is listed twice.
+        self._feature_models = _Untracked(
+            [feature_model(d) for d in self.discriminators] if config.active("fm") else []
+        )
         self.perceptual_net = perceptual_net if config.active("pc") else None
         self.identity_net = identity_net if config.active("id") else None
         self.g_optimizer = g_optimizer
@@ -307,10 +348,14 @@ class HallucinationGAN(keras.Model):
             return images
         return ops.image.resize(images, (size, size), interpolation="bilinear")
 
-    def discriminator_loss(self, x, y, training=True):
-        """D's adversarial loss summed over scales, G's outputs held fixed; a scalar."""
+    def discriminator_loss(self, x, y, training=True, outputs=None):
+        """D's adversarial loss summed over scales, G's outputs held fixed; a scalar.
+
+        ``outputs``: the generator's outputs on ``x`` if already computed (else computed here).
+        """
         cfg = self.loss_config
-        outputs = self.generator(x, training=training)
+        if outputs is None:
+            outputs = self.generator(x, training=training)
         targets = image_pyramid(y, self.scales)
         conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
         total = ops.convert_to_tensor(0.0)
@@ -347,20 +392,24 @@ class HallucinationGAN(keras.Model):
             total = total + ops.cast(g, "float32") * squared
         return 0.5 * self.r1_gamma * total
 
-    def generator_loss(self, x, y, training=True):
+    def generator_loss(self, x, y, training=True, outputs=None):
         """G's total loss and its parts (each loss's weighted contribution, plus pixel_hidden).
 
+        ``outputs``: the generator's outputs on ``x`` if already computed (else computed here);
+        the loss is differentiable with respect to them.
+
         Returns:
-            ``(g_loss, {"pixel", "adv", "pc", "id", "pixel_hidden"})`` scalars; ``g_loss`` is the
-            sum of the first four; ``pixel_hidden`` is the plain l1 (on [0, 1]) of the final output
-            over the region outside the face mask, not part of ``g_loss``.
+            ``(g_loss, {"pixel", "adv", "pc", "id", "fm", "pixel_hidden"})`` scalars; ``g_loss``
+            is the sum of the first five; ``pixel_hidden`` is the plain l1 (on [0, 1]) of the
+            final output over the region outside the face mask, not part of ``g_loss``.
         """
         cfg = self.loss_config
-        outputs = self.generator(x, training=training)
+        if outputs is None:
+            outputs = self.generator(x, training=training)
         targets = image_pyramid(y, self.scales)
         conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
         zero = ops.convert_to_tensor(0.0)
-        parts = {"pixel": zero, "adv": zero, "pc": zero, "id": zero}
+        parts = {"pixel": zero, "adv": zero, "pc": zero, "id": zero, "fm": zero}
         for i, (s, g) in enumerate(self.scale_weights().items()):
             if self._skip(g):
                 continue
@@ -369,9 +418,16 @@ class HallucinationGAN(keras.Model):
             w = cfg.weight("pixel", s)
             if w:
                 parts["pixel"] = parts["pixel"] + g * w * pixel_loss(target, pred, cfg.pixel)
-            w = cfg.weight("adv", s)
-            if w:
+            w, w_fm = cfg.weight("adv", s), cfg.weight("fm", s)
+            if w_fm:  # one forward on the fake gives L_fm's features and L_adv's logits
+                features = self._feature_models.value[i]
+                *fake_features, logits = features([pred, conditions[i]], training=False)
+                *real_features, _ = features([target, conditions[i]], training=False)
+                loss = feature_matching_loss(real_features, fake_features)
+                parts["fm"] = parts["fm"] + g * w_fm * loss
+            elif w:
                 logits = self.discriminators[i]([pred, conditions[i]], training=False)
+            if w:
                 loss = generator_adversarial_loss(logits, cfg.adversarial)
                 parts["adv"] = parts["adv"] + g * w * loss
             w = cfg.weight("pc", s)
@@ -390,7 +446,7 @@ class HallucinationGAN(keras.Model):
                     self._resize_for_network(pred),
                 )
                 parts["id"] = parts["id"] + g * w * loss
-        g_loss = parts["pixel"] + parts["adv"] + parts["pc"] + parts["id"]
+        g_loss = parts["pixel"] + parts["adv"] + parts["pc"] + parts["id"] + parts["fm"]
         top = self.scales[-1]
         hidden = 1.0 - mask_pyramid(x["mask"], (top,))[0]
         parts["pixel_hidden"] = ops.stop_gradient(
@@ -407,25 +463,16 @@ class HallucinationGAN(keras.Model):
         return [v for d in self.discriminators for v in d.trainable_variables]
 
     def train_step(self, *args):
-        if keras.backend.backend() == "jax":
-            from keras_facehallu.train_step_jax import train_step
-
-            return train_step(self, *args)
-        if keras.backend.backend() == "tensorflow":
-            from keras_facehallu.train_step_tf import train_step
-
-            return train_step(self, *args)
-        raise NotImplementedError(
-            f"HallucinationGAN.train_step: backend {keras.backend.backend()!r} is not supported; "
-            "use tensorflow or jax"
-        )
+        # Keras calls train_step(data) on TensorFlow and train_step(state, data) on JAX.
+        *state, data = args
+        x, y = _unpack(data)
+        return _backend_steps().train_step(self, *state, x, y)
 
     def test_step(self, *args):
-        if keras.backend.backend() == "jax":
-            from keras_facehallu.train_step_jax import test_step
-
-            return test_step(self, *args)
-        x, y = _unpack(args[0])
+        *state, data = args
+        x, y = _unpack(data)
+        if state:
+            return _backend_steps().test_step(self, *state, x, y)
         return self.update_trackers(self.evaluation_losses(x, y))
 
     def evaluation_losses(self, x, y):
@@ -455,6 +502,7 @@ class HallucinationGAN(keras.Model):
             "ema_decay": self.ema_decay,
             "r1_gamma": self.r1_gamma,
             "r1_interval": self.r1_interval,
+            "share_forward": self.share_forward,
         }
 
     @classmethod

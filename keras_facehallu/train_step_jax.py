@@ -14,8 +14,6 @@ import jax
 import keras
 from keras import ops
 
-from keras_facehallu.gan import _unpack
-
 
 def _optimizer_slices(gan):
     """Where the MultiOptimizer's own, G's and D's variables lie in ``gan.optimizer.variables``."""
@@ -47,29 +45,46 @@ def _input_gradient(f, inputs):
     return jax.grad(lambda value: ops.sum(f(value)))(inputs)
 
 
-def train_step(gan, state, data):
-    """One D step then one G step; ``state`` and return value follow Keras' JAX trainer."""
+def train_step(gan, state, x, y):
+    """One D step then one G step on a checked batch; ``state`` and the return value follow
+    Keras' JAX trainer.
+
+    With ``gan.share_forward`` the generator runs once (``jax.vjp``): the D step uses its outputs
+    as constants, the G loss is differentiated with respect to them with the updated
+    discriminators, and the generator's pullback turns that into G's gradients.
+    """
     trainable, non_trainable, optimizer_values, metrics_values = state
     trainable, optimizer_values = list(trainable), list(optimizer_values)
-    x, y = _unpack(data)
     position = {id(v): i for i, v in enumerate(gan.trainable_variables)}
     g_idx = [position[id(v)] for v in gan.generator.trainable_variables]
     d_idx = [position[id(v)] for v in gan.discriminator_variables()]
     g_slice, d_slice, iterations = _optimizer_slices(gan)
 
-    def with_values(idx, values):
-        full = list(trainable)
+    def with_values(idx, values, base=None):
+        full = list(trainable if base is None else base)
         for i, value in zip(idx, values, strict=True):
             full[i] = value
         return full
+
+    g_values = [trainable[i] for i in g_idx]
+    outputs = pullback = None
+    if gan.share_forward:
+        start = list(trainable)
+
+        def g_forward(g_values):
+            return _run(gan, lambda: gan.generator(x, training=True),
+                        with_values(g_idx, g_values, start), non_trainable)
+
+        outputs, pullback, non_trainable = jax.vjp(g_forward, g_values, has_aux=True)
 
     d_loss = ops.convert_to_tensor(0.0)
     if gan.adversarial_on and d_idx:
 
         step = optimizer_values[iterations[0]] if iterations else 0
+        fixed = None if outputs is None else jax.lax.stop_gradient(outputs)
 
         def d_objective():
-            loss = gan.discriminator_loss(x, y, training=True)
+            loss = gan.discriminator_loss(x, y, training=True, outputs=fixed)
             if not gan.r1_gamma:
                 return loss, loss
             every = gan.r1_interval
@@ -96,19 +111,35 @@ def train_step(gan, state, data):
         optimizer_values[d_slice] = new_opt
         trainable = with_values(d_idx, new_d)
 
-    def g_loss_fn(g_values, non_trainable):
-        (g_loss, parts), non_trainable = _run(
-            gan,
-            lambda: gan.generator_loss(x, y, training=True),
-            with_values(g_idx, g_values),
-            non_trainable,
-        )
-        return g_loss, (parts, non_trainable)
+    if gan.share_forward:
 
-    g_values = [trainable[i] for i in g_idx]
-    (g_loss, (parts, non_trainable)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        g_values, non_trainable
-    )
+        def loss_of_outputs(outputs, non_trainable):
+            (g_loss, parts), non_trainable = _run(
+                gan,
+                lambda: gan.generator_loss(x, y, training=True, outputs=outputs),
+                trainable,
+                non_trainable,
+            )
+            return g_loss, (parts, non_trainable)
+
+        (g_loss, (parts, non_trainable)), output_grads = jax.value_and_grad(
+            loss_of_outputs, has_aux=True
+        )(outputs, non_trainable)
+        (g_grads,) = pullback(output_grads)
+    else:
+
+        def g_loss_fn(g_values, non_trainable):
+            (g_loss, parts), non_trainable = _run(
+                gan,
+                lambda: gan.generator_loss(x, y, training=True),
+                with_values(g_idx, g_values),
+                non_trainable,
+            )
+            return g_loss, (parts, non_trainable)
+
+        (g_loss, (parts, non_trainable)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+            g_values, non_trainable
+        )
     new_g, new_opt = gan.g_optimizer.stateless_apply(optimizer_values[g_slice], g_grads, g_values)
     optimizer_values[g_slice] = new_opt
     trainable = with_values(g_idx, new_g)
@@ -127,10 +158,9 @@ def train_step(gan, state, data):
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
 
-def test_step(gan, state, data):
+def test_step(gan, state, x, y):
     """Validation losses (incl. ``pixel_hidden``) without updating weights."""
     trainable, non_trainable, metrics_values = state
-    x, y = _unpack(data)
     values, non_trainable = _run(
         gan, lambda: gan.evaluation_losses(x, y), list(trainable), list(non_trainable)
     )

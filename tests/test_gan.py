@@ -229,3 +229,48 @@ def test_lazy_r1_trains_and_changes_the_discriminator_step():
     assert (again.r1_gamma, again.r1_interval) == (10.0, 2)
     with pytest.raises(ValueError, match="r1_interval"):
         HallucinationGAN(CascadedHallucinator(width=WIDTH), r1_interval=0)
+
+
+def test_shared_generator_forward_gives_the_same_step_as_two_forwards():
+    """share_forward runs G once per step; G is unchanged between the D and the G step, so the
+    weights after two steps (L_pixel, L_adv, L_pc, L_id, R1, EMA all on) match two forwards."""
+
+    def run(share):
+        keras.utils.set_random_seed(0)
+        gan = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=0), seed=0,
+                               ema_decay=0.9, r1_gamma=1.0, r1_interval=2, share_forward=share)
+        gan.compile(loss_config=LossConfig(), perceptual_net=standin_perceptual_net(seed=0),
+                    identity_net=standin_identity_net(seed=0))
+        gan.fit(make_batches(n=4, batch_size=2)[0], epochs=1, verbose=0, shuffle=False)
+        return gan
+
+    shared, twice = run(True), run(False)
+    for a, b in [(shared.generator, twice.generator),
+                 *zip(shared.discriminators, twice.discriminators, strict=True)]:
+        for u, v in zip(weights(a), weights(b), strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+    for u, v in zip(shared.average_variables, twice.average_variables, strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-4, atol=1e-5)
+    assert HallucinationGAN.from_config(twice.get_config()).share_forward is False
+
+
+def test_feature_matching_trains_and_logs_l_fm():
+    """fm_weight > 0: L_fm on every scale's discriminator features is logged and trains G."""
+    keras.utils.set_random_seed(0)
+    gan = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=0), seed=0)
+    gan.compile(loss_config=LossConfig(fm_weight=2.0, no_pc=True, no_id=True))
+    history = gan.fit(make_batches(n=2, batch_size=2)[0], epochs=1, verbose=0)
+    assert history.history["fm"][0] > 0
+    _, (x, image) = make_batches(n=2)
+    g_loss, parts = gan.generator_loss(x, image, training=False)
+    total = sum(float(parts[k]) for k in ("pixel", "adv", "pc", "id", "fm"))
+    assert float(g_loss) == pytest.approx(total, rel=1e-5)
+    off = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=0), seed=0)
+    off.compile(loss_config=LossConfig(no_pc=True, no_id=True))
+    assert float(off.generator_loss(x, image, training=False)[1]["fm"]) == 0.0
+    # a discriminator without named hidden activations cannot be feature-matched
+    generator = CascadedHallucinator(width=WIDTH, seed=0)
+    linear = [_linear_discriminator(s, seed=s) for s in generator.scales]
+    plain = HallucinationGAN(generator, linear)
+    with pytest.raises(ValueError, match="feature matching.*_lrelu"):
+        plain.compile(loss_config=LossConfig(fm_weight=1.0, no_pc=True, no_id=True))

@@ -53,6 +53,8 @@ class TrainConfig:
             checkerboard). No effect on weights loaded by ``init_from`` or ``--resume``.
         dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (bfloat16 compute, float32
             weights: Keras' mixed precision; for accelerators with bfloat16 units).
+        share_forward: one generator forward per step, used by the D and the G step (the same
+            maths as two; False recomputes it, to measure the saving).
         time_budget_s: stop after the last epoch that ends within this many seconds of the
             start of training (None: no limit); the run then ends as finished, with a final
             preset of the epochs done.
@@ -85,6 +87,7 @@ class TrainConfig:
     r1_gamma: float = 0.0
     r1_interval: int = 16
     dtype_policy: str = "float32"
+    share_forward: bool = True
     time_budget_s: float | None = None
 
     def to_dict(self) -> dict:

@@ -173,6 +173,7 @@ def build_gan(cfg: TrainConfig):
     gan = HallucinationGAN(
         generator, discriminator_width=cfg.discriminator_width, spectral_norm=cfg.spectral_norm,
         ema_decay=cfg.ema_decay, r1_gamma=cfg.r1_gamma, r1_interval=cfg.r1_interval,
+        share_forward=cfg.share_forward,
     )
     loss = LossConfig.preset(cfg.loss_preset, **cfg.loss)
     perceptual_net = None

@@ -213,3 +213,27 @@ def test_l2_preset_changes_the_pixel_term(standin_gan, batch):
         values[preset] = f(parts["pixel"])
     # Errors are below 1 on the [0, 1] scale, so their squares are smaller.
     assert 0.0 < values["l2"] < values["cascaded"]
+
+
+def test_feature_matching_uses_every_named_activation_and_the_logits():
+    """feature_model returns [conv0, each strided conv, logits] of a discriminator with its
+    weights; L_fm is the l1 mean over layers and 0 for identical inputs."""
+    from keras_facehallu.losses.feature_matching import feature_matching_loss, feature_model
+    from keras_facehallu.models.discriminators import build_discriminator
+
+    d = build_discriminator(32, width=1 / 16, seed=0)
+    features = feature_model(d)
+    assert len(features.outputs) == 1 + 3 + 1  # conv0, 32→16→8→4, logits
+    assert {id(v) for v in features.weights} == {id(v) for v in d.weights}
+    rng = np.random.default_rng(0)
+    a, c = (rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32") for _ in range(2))
+    *fa, logits = features([a, c])
+    np.testing.assert_allclose(ops.convert_to_numpy(logits), ops.convert_to_numpy(d([a, c])),
+                               atol=1e-5)
+    assert float(feature_matching_loss(fa, fa)) == 0.0
+    *fb, _ = features([-a, c])
+    expected = np.mean([np.mean(np.abs(ops.convert_to_numpy(u) - ops.convert_to_numpy(v)))
+                        for u, v in zip(fa, fb, strict=True)])
+    assert float(feature_matching_loss(fa, fb)) == pytest.approx(expected, rel=1e-5)
+    assert LossConfig().weight("fm", 128) == 0.0
+    assert LossConfig(fm_weight=0.5).weight("fm", 8) == 0.5

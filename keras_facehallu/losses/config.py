@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from keras_facehallu.losses.adversarial import ADVERSARIAL_KINDS
 from keras_facehallu.losses.pixel import PIXEL_KINDS
 
-LOSS_NAMES = ("pixel", "adv", "pc", "id")
+LOSS_NAMES = ("pixel", "adv", "pc", "id", "fm")
 
 # The paper's ablations (Table 2 of the paper; see PAPER.md) as named presets.
 PRESETS = {
@@ -38,7 +38,9 @@ class LossConfig:
         perceptual_layers: layer names for that network, or None for its defaults.
         identity_network: name for ``keras_facehallu.nets.get_identity_network`` or None.
         pixel_weight, adv_weight, pc_weight, id_weight: the weight of each loss.
-        scale_weights: ``{loss: {scale: weight}}`` with loss in ``("pixel", "adv", "pc", "id")``.
+        fm_weight: the weight of L_fm, feature matching on the discriminators' hidden layers
+            (``losses.feature_matching``; not in the paper; 0 = off).
+        scale_weights: ``{loss: {scale: weight}}`` with loss in ``LOSS_NAMES``.
         network_size: images at smaller scales are resized (bilinear) to this size before the
             perceptual and identity networks, which expect canonical 128×128 faces.
         no_adv, no_id, no_pc: ablation switches; they zero that loss (and skip its network).
@@ -60,6 +62,7 @@ class LossConfig:
     adv_weight: float = 1.0
     pc_weight: float = 1.0
     id_weight: float = 1.0
+    fm_weight: float = 0.0
     scale_weights: dict[str, dict[int, float]] = field(default_factory=dict)
     network_size: int = 128
     no_adv: bool = False

@@ -124,6 +124,47 @@ def _verify(path: Path, asset: Asset, where: str) -> Path:
     return path
 
 
+def download_verified(url: str, target: str | os.PathLike, sha256: str) -> Path:
+    """Downloads ``url`` to ``target`` once (``keras.utils.get_file``) and checks its sha256.
+
+    The one verified download of the package (assets and presets); callers look in the cache
+    first, so a ``target`` that exists is checked, not fetched again.
+
+    Args:
+        url: where the file is published (``file://`` URLs work too).
+        target: the file to write, in the cache; its folder is created.
+        sha256: hex digest the file must have.
+
+    Returns:
+        ``target``.
+
+    Raises:
+        AssetError: the file has another hash (naming the URL, the file and both hashes; the
+            file is deleted); network errors from ``get_file`` pass through as they are.
+
+    Example:
+        >>> download_verified(url, cache_dir() / "x.dat", digest)  # doctest: +SKIP
+    """
+    import keras
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)  # get_file falls back to /tmp otherwise
+    # get_file's own hash check would name neither the file nor the hash found: checked below.
+    fetched = Path(keras.utils.get_file(
+        fname=target.name, origin=url, cache_dir=str(target.parent), cache_subdir=""
+    ))
+    if fetched.resolve() != target.resolve():
+        shutil.move(fetched, target)
+    found = sha256_of(target)
+    if found != sha256:
+        target.unlink()  # never leave a wrong file in the cache
+        raise AssetError(
+            f"{target} (downloaded from {url}) has sha256 {found}, expected {sha256}; it was "
+            "deleted. The published file is damaged or another version"
+        )
+    return target
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst, suffix=".part") as tmp:  # the umask's permissions, not mkstemp's 0600
@@ -178,19 +219,7 @@ def get_asset(name_or_asset: str | Asset, download: bool = True) -> Path:
         tried.append(f"package {asset.installed[0]!r}: not installed or file absent")
     if download:
         try:
-            import keras
-
-            # get_file falls back to /tmp when the folder does not exist yet
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            path = keras.utils.get_file(
-                fname=asset.filename,
-                origin=asset.url,
-                file_hash=asset.sha256,
-                hash_algorithm="sha256",
-                cache_dir=str(cached.parent.parent.parent),
-                cache_subdir=str(Path("facehallu") / "assets"),
-            )
-            return _verify(Path(path), asset, "download")
+            return download_verified(asset.url, cached, asset.sha256)
         except Exception as exc:  # network errors come in many types
             tried.append(f"{asset.url}: {type(exc).__name__}: {exc}")
     hint = ""

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from keras_facehallu.atomic import atomic_path
+from keras_facehallu.preprocessing import binary_mask
 
 INPAINT_RADIUS = 5
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
@@ -51,10 +52,7 @@ def _check_images(images, masks, name="images"):
         raise ValueError(
             f"masks: expected shape {images.shape[:3] + (1,)} to match {name}, found {masks.shape}"
         )
-    values = np.unique(masks)
-    if not np.all(np.isin(values, (0, 1))):
-        raise ValueError(f"masks: expected values in {{0, 1}}, found {values[:8]}")
-    return images, masks.astype(np.uint8)
+    return images, binary_mask(masks, "masks").astype(np.uint8)
 
 
 def paste_face(background, images, masks) -> np.ndarray:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.preprocessing import to_uint8
+
 DEFAULT_PRESET = "lfw_cascade_small"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
@@ -51,10 +53,6 @@ def collect_inputs(paths) -> list[tuple[Path, str]]:
         else:
             found.append((path, path.name))
     return found
-
-
-def _as_uint8(images) -> np.ndarray:
-    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 
@@ -238,7 +236,7 @@ def run(args) -> dict:
                 faces.append((face, entry, record, stem))
             entries.append(entry)
         if faces:
-            outputs = _as_uint8(
+            outputs = to_uint8(
                 model.hallucinate(
                     np.stack([f.masked_image for f, *_ in faces]),
                     np.stack([f.mask for f, *_ in faces]),

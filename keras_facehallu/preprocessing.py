@@ -15,9 +15,62 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from keras import ops
 
 INPUT_SIZE = 128
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float images in [-1, 1] -> uint8 0..255: ``rint((x + 1) · 127.5)``, clipped.
+
+    The one float -> uint8 conversion of the package (results written to disk, sheets, served
+    images, evaluation). float64 is computed as float64, any other dtype as float32.
+
+    Example:
+        >>> to_uint8(np.array([-1.0, 0.0, 1.0, 2.0]))
+        array([  0, 128, 255, 255], dtype=uint8)
+    """
+    images = np.asarray(images)
+    if images.dtype != np.float64:
+        images = images.astype(np.float32)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def from_uint8(images) -> np.ndarray:
+    """uint8 images 0..255 -> float32 in [-1, 1] (``x / 127.5 - 1``), the model's range.
+
+    Example:
+        >>> from_uint8(np.array([0, 255], np.uint8))
+        array([-1.,  1.], dtype=float32)
+    """
+    return np.asarray(images, np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def binary_mask(mask, name: str = "mask", allow_255: bool = False) -> np.ndarray:
+    """Checks that a mask holds only 0 and 1 (or, with ``allow_255``, only 0 and 255).
+
+    Args:
+        mask: a numpy array of any dtype and shape.
+        name: the argument's name, used in the error.
+        allow_255: also accept masks whose values are all 0 or 255 (8-bit mask files).
+
+    Returns:
+        The mask as bool, same shape.
+
+    Raises:
+        ValueError: naming ``name``, what was expected and the values found.
+
+    Example:
+        >>> binary_mask(np.array([0, 255], np.uint8), allow_255=True)
+        array([False,  True])
+    """
+    mask = np.asarray(mask)
+    values = np.unique(mask)
+    if np.all(np.isin(values, (0, 1))):
+        return mask != 0
+    if allow_255 and np.all(np.isin(values, (0, 255))):
+        return mask == 255
+    expected = "only 0/1 or only 0/255" if allow_255 else "values in {0, 1}"
+    raise ValueError(f"{name}: expected {expected}, found values {values[:8]}")
 
 
 def _to_numpy(x, argument: str):
@@ -25,6 +78,8 @@ def _to_numpy(x, argument: str):
         return x
     if isinstance(x, (list, tuple)):
         return np.asarray(x)
+    from keras import ops  # here, so the numpy helpers above import no Keras
+
     if ops.is_tensor(x):
         try:
             return ops.convert_to_numpy(x)
@@ -36,6 +91,8 @@ def _to_numpy(x, argument: str):
 def _image_to_float(image, size: int):
     arr = _to_numpy(image, "masked_image")
     if arr is None:  # symbolic: trust the caller's float [-1, 1] convention
+        from keras import ops
+
         return ops.cast(image, "float32")
     if arr.ndim == 3:
         arr = arr[None]
@@ -45,7 +102,7 @@ def _image_to_float(image, size: int):
             f"found {arr.shape}"
         )
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 127.5 - 1.0
+        return from_uint8(arr)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(
             f"masked_image: expected dtype uint8 (0..255) or float ([-1, 1]), found {arr.dtype}"
@@ -65,6 +122,8 @@ def _image_to_float(image, size: int):
 def _mask_to_float(mask, size: int):
     arr = _to_numpy(mask, "mask")
     if arr is None:
+        from keras import ops
+
         return ops.cast(ops.greater_equal(ops.cast(mask, "float32"), 0.5), "float32")
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] != 1):
         arr = arr[..., None]  # [N, H, W] or [H, W] -> add the channel axis
@@ -78,14 +137,7 @@ def _mask_to_float(mask, size: int):
     if arr.dtype == bool:
         return arr.astype(np.float32)
     if arr.dtype == np.uint8:
-        values = np.unique(arr)
-        if np.all(np.isin(values, (0, 1))):
-            return arr.astype(np.float32)
-        if np.all(np.isin(values, (0, 255))):
-            return (arr == 255).astype(np.float32)
-        raise ValueError(
-            f"mask: uint8 masks must hold only 0/1 or only 0/255, found values {values[:8]}"
-        )
+        return binary_mask(arr, "mask", allow_255=True).astype(np.float32)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"mask: expected dtype bool, uint8 or float, found {arr.dtype}")
     lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
@@ -135,6 +187,8 @@ def to_target_images(images, size: int = INPUT_SIZE, argument: str = "image"):
     """
     arr = _to_numpy(images, argument)
     if arr is None:
+        from keras import ops
+
         return ops.cast(images, "float32")
     try:
         return _image_to_float(arr, size)

@@ -39,7 +39,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from keras_facehallu.assets import sha256_of
+from keras_facehallu.assets import download_verified, sha256_of
 from keras_facehallu.version import __version__
 
 OVERRIDE_ENV = "KERAS_FACEHALLU_PRESETS"
@@ -211,26 +211,13 @@ def resolve_preset(name_or_dir: str | os.PathLike, download: bool = True) -> Pat
         if not download:
             raise PresetError(f"preset {name!r}: {target} is missing and download=False")
         try:
-            import keras
-
-            folder.mkdir(parents=True, exist_ok=True)  # get_file falls back to /tmp otherwise
-            fetched = keras.utils.get_file(
-                fname=filename,
-                origin=f"{preset.url.rstrip('/')}/{filename}",
-                file_hash=digest,
-                hash_algorithm="sha256",
-                cache_dir=str(_cache_dir().parent.parent),
-                cache_subdir=str(Path("facehallu") / "presets" / name),
-            )
+            download_verified(f"{preset.url.rstrip('/')}/{filename}", target, digest)
         except Exception as exc:  # network errors come in many types
             tried.append(f"{preset.url}/{filename}: {type(exc).__name__}: {exc}")
             raise PresetError(
                 f"preset {name!r} could not be fetched. Tried: " + "; ".join(tried)
                 + f". Offline: put the preset folder under ${OVERRIDE_ENV}/{name}/."
             ) from exc
-        if Path(fetched).resolve() != target.resolve():
-            shutil.move(fetched, target)
-        _check(target, digest, "download")
     return folder
 
 
@@ -389,16 +376,35 @@ def load_preset(name_or_dir: str | os.PathLike, expected_class=None, **overrides
             f"preset {str(name_or_dir)!r} holds a {cls.__name__}, not a {expected_class.__name__}"
         )
     config = validate_config(cls, {**spec["config"], **overrides}, folder / CONFIG_FILE)
-    class_name = cls.__name__
-    model = cls.from_config(config)
+    return load_preset_weights(cls.from_config(config), folder)
+
+
+def load_preset_weights(model, folder: str | os.PathLike):
+    """Loads a resolved preset folder's weights into ``model``; sets ``model.preset_metadata``.
+
+    The one place preset weights go into a model (:func:`load_preset`, and ``weights=`` of the
+    model constructors).
+
+    Args:
+        model: a built model whose variables match the preset's.
+        folder: a folder from :func:`resolve_preset` (its files already verified).
+
+    Returns:
+        ``model``, with ``preset_metadata`` = the folder's ``metadata.json`` plus its ``name``.
+
+    Raises:
+        PresetError: naming the weights file and the model, when the weights do not fit.
+    """
+    folder = Path(folder)
     try:
         model.load_weights(str(folder / WEIGHTS_FILE))
     except Exception as exc:
+        config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
         raise PresetError(
-            f"{folder / WEIGHTS_FILE}: weights do not fit {class_name}({config}): {exc}"
+            f"{folder / WEIGHTS_FILE}: weights do not fit {type(model).__name__}({config}): {exc}"
         ) from exc
     model.preset_metadata = read_preset_metadata(folder)
-    model.preset_metadata.setdefault("name", Path(str(name_or_dir)).name)
+    model.preset_metadata.setdefault("name", folder.name)
     return model
 
 

@@ -2,6 +2,8 @@
 
 Example:
     >>> import numpy as np
+
+from keras_facehallu import preprocessing
     >>> tile = np.zeros((8, 8, 3), np.uint8)
     >>> image_grid([[tile, tile], [tile, tile]], labels=["a", "b"]).shape[1]
     22
@@ -11,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_facehallu import preprocessing
+
 
 def to_uint8(images) -> np.ndarray:
     """Images in [-1, 1] (float) or 0..255 (uint8) → uint8; masks [H,W,1] become gray RGB."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
-        images = np.clip(np.rint((images.astype(np.float32) + 1.0) * 127.5), 0, 255)
-        images = images.astype(np.uint8)
+        images = preprocessing.to_uint8(images)
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     return images

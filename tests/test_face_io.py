@@ -154,3 +154,17 @@ def test_bad_arrays():
         load_image(12)
     out = load_image(np.full((40, 40, 3), 0.5, np.float32))
     assert out.dtype == np.uint8 and int(out[0, 0, 0]) == 128
+
+
+def test_decode_image_hands_the_opened_image_to_convert(tmp_path):
+    from keras_facehallu.face.io import decode_image
+
+    path = tmp_path / "grey.png"
+    Image.fromarray(np.full((40, 50), 7, np.uint8)).save(path)
+    assert decode_image(path, lambda image: (image.mode, image.size)) == ("L", (50, 40))
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ImageLoadError, match="mask file: not an image") as info:
+        decode_image(tmp_path / "text.png", np.asarray, name="mask file")
+    assert info.value.reason == "not_an_image"
+    with pytest.raises(ImageLoadError, match="too_large|above the limit"):
+        decode_image(path, np.asarray, max_pixels=100)

@@ -118,3 +118,14 @@ def test_model_class_comes_from_the_keras_registry():
     assert presets.model_class("CascadedHallucinator") is CascadedHallucinator
     with pytest.raises(PresetError, match=r"x/config.json: unknown class_name 'Dense'"):
         presets.model_class("Dense", "x/config.json")
+
+
+def test_load_preset_weights_names_the_file_when_they_do_not_fit(tiny_model, tmp_path):
+    from keras_facehallu.models.cascade import CascadedHallucinator
+
+    folder = save_to_preset(tiny_model, tmp_path / "p", metadata={"description": "d"})
+    other = presets.load_preset_weights(CascadedHallucinator(width=1 / 32, seed=9), folder)
+    assert other.preset_metadata["name"] == "p" and other.preset_metadata["description"] == "d"
+    with pytest.raises(PresetError, match=r"p/model.weights.h5: weights do not fit "
+                                          r"CascadedHallucinator\(\{'width': 0.0625"):
+        presets.load_preset_weights(CascadedHallucinator(width=1 / 16), folder)

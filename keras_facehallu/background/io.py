@@ -10,39 +10,40 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from keras_facehallu.face.io import DEFAULT_MAX_PIXELS, ImageLoadError, check_image_size
+from keras_facehallu.face.io import (
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    check_image_size,
+    decode_image,
+)
+from keras_facehallu.preprocessing import to_uint8
+
+
+def _pixels(img) -> np.ndarray:
+    """L, RGB and RGBA kept as they are (masks are read from grey files), the rest made RGB(A)."""
+    if img.mode in ("P", "LA", "PA"):
+        img = img.convert("RGBA")
+    elif img.mode not in ("L", "RGB", "RGBA", "1"):
+        img = img.convert("RGB")
+    return np.array(img.convert("L") if img.mode == "1" else img)
 
 
 def _read(path: str | os.PathLike, what: str, max_pixels: int | None = DEFAULT_MAX_PIXELS):
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: {path} does not exist or is not a file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
-        try:
-            with Image.open(path) as img:  # reads the header only
-                check_image_size(img.width, img.height, f"{what} ({path})", max_pixels)
-                img.load()
-                if img.mode in ("P", "LA", "PA"):
-                    img = img.convert("RGBA")
-                elif img.mode not in ("L", "RGB", "RGBA", "1"):
-                    img = img.convert("RGB")
-                return np.array(img.convert("L") if img.mode == "1" else img)
-        except Image.DecompressionBombError as exc:
-            raise ImageLoadError(
-                f"{what} ({path}): refused as a decompression bomb: {exc}", "too_large", str(path)
-            ) from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise ValueError(
-                f"{what}: cannot read {path} as an image (expected PNG/JPEG/...): {exc}"
-            ) from None
+    try:
+        return decode_image(path, _pixels, f"{what} ({path})", max_pixels)
+    except ImageLoadError as exc:
+        if exc.reason == "missing":
+            raise FileNotFoundError(f"{what}: {path} does not exist or is not a file") from None
+        if exc.reason in ("too_large", "too_small"):
+            raise
+        raise ValueError(
+            f"{what}: cannot read {path} as an image (expected PNG/JPEG/...): {exc}"
+        ) from None
 
 
 def _check_array_size(array: np.ndarray, what: str, max_pixels: int | None) -> None:
@@ -87,7 +88,7 @@ def as_rgb_uint8(
                 f"{what}{source}: float images must be in [-1, 1], found values in "
                 f"[{float(np.nanmin(array)):.3g}, {float(np.nanmax(array)):.3g}]"
             )
-        array = np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        array = to_uint8(array)
     elif array.dtype != np.uint8:
         raise ValueError(
             f"{what}{source}: expected uint8 (0..255) or float ([-1, 1]) pixels, found "

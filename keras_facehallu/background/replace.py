@@ -33,6 +33,7 @@ import numpy as np
 from keras_facehallu.background.blend import cover_resize, laplacian_blend, max_levels
 from keras_facehallu.background.io import as_mask, as_rgb_uint8
 from keras_facehallu.background.saliency import saliency_details
+from keras_facehallu.preprocessing import from_uint8
 
 
 class NoPersonFoundWarning(UserWarning):
@@ -238,8 +239,8 @@ def replace_background(
     if float_input:
         fg = np.asarray(image, np.float32)
         if fg.ndim == 2 or fg.shape[-1] != 3:
-            fg = rgb.astype(np.float32) / 127.5 - 1.0
-        composite = laplacian_blend(fg, bg.astype(np.float32) / 127.5 - 1.0, soft, levels)
+            fg = from_uint8(rgb)
+        composite = laplacian_blend(fg, from_uint8(bg), soft, levels)
         composite = np.clip(composite, -1.0, 1.0)
     else:
         composite = laplacian_blend(rgb, bg, soft, levels)

@@ -101,10 +101,10 @@ class HallucinatorModelHandler(ModelHandler):
         return load_preset(local_preset(self.preset), paste_face=self.paste_face)
 
     def run_inference(self, batch: Sequence, model, inference_args=None) -> Iterable:
-        from keras_facehallu.cli import _as_uint8
+        from keras_facehallu.preprocessing import to_uint8
 
         faces = [example.face for example in batch]
-        outputs = _as_uint8(
+        outputs = to_uint8(
             model.hallucinate(
                 np.stack([f.masked_image for f in faces]),
                 np.stack([f.mask for f in faces]),

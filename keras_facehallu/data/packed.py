@@ -52,6 +52,7 @@ import numpy as np
 
 from keras_facehallu.assets import sha256_of
 from keras_facehallu.atomic import atomic_path, write_json
+from keras_facehallu.preprocessing import from_uint8
 
 FORMAT = "keras_facehallu.packed"
 FORMAT_VERSION = 1
@@ -422,7 +423,7 @@ class PackedBatches:
 
     def __getitem__(self, i: int):
         index, flip = self.indices(i)
-        image = self.split.images[index].astype(np.float32) / 127.5 - 1.0
+        image = from_uint8(self.split.images[index])
         mask = self.split.masks[index].astype(np.float32)
         if flip.any():
             image[flip] = image[flip, :, ::-1]

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_facehallu.export.loading import ExportError, add_model_arguments, load_model
+from keras_facehallu.preprocessing import from_uint8, to_uint8
 
 SIZE = 128
 DEFAULT_SIGNATURE = "serving_default"
@@ -65,13 +66,12 @@ def float_to_uint8(image):
 
 def numpy_uint8_to_float(masked_image, mask):
     """NumPy twin of :func:`uint8_to_float` (same rounding), for parity checks and clients."""
-    image = np.asarray(masked_image, np.float32) / np.float32(127.5) - np.float32(1.0)
-    return image, (np.asarray(mask) > 0).astype(np.float32)
+    return from_uint8(masked_image), (np.asarray(mask) > 0).astype(np.float32)
 
 
 def numpy_float_to_uint8(image):
     """NumPy twin of :func:`float_to_uint8`."""
-    return np.round((np.clip(image, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return to_uint8(image)
 
 
 def build_archive(model):

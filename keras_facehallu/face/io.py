@@ -108,8 +108,30 @@ def _pil_to_rgb(image, name: str) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def _load_encoded(source, name: str, max_pixels: int | None, min_size: int) -> np.ndarray:
+def decode_image(source, convert, name: str | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, min_size: int = 1):
+    """Opens a path or encoded bytes safely and returns ``convert(image)`` of the decoded image.
+
+    The one place that reads image files: a missing or empty file, a file that is not an image,
+    one above ``max_pixels`` (checked from the header, before decoding), a decompression bomb and a
+    truncated or corrupt file all raise :class:`ImageLoadError`; the EXIF orientation is applied.
+
+    Args:
+        source: a path or encoded bytes.
+        convert: called with the loaded ``PIL.Image`` (still open); its result is returned.
+        name: the name used in errors (default: the path, or ``"<bytes>"``).
+        max_pixels: refuse larger images; ``None`` for no limit.
+        min_size: refuse images whose shorter side is below this.
+
+    Raises:
+        ImageLoadError: naming ``name``, with a ``reason`` code.
+
+    Example:
+        >>> decode_image("mask.png", np.asarray)  # doctest: +SKIP
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = describe_source(source) if name is None else name
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -139,7 +161,7 @@ def _load_encoded(source, name: str, max_pixels: int | None, min_size: int) -> n
             try:
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
-                return _pil_to_rgb(image, name)
+                return convert(image)
             except ImageLoadError:
                 raise
             except (OSError, ValueError, SyntaxError) as exc:
@@ -217,7 +239,8 @@ def load_image(
     """
     name = describe_source(source)
     if isinstance(source, (str, os.PathLike, bytes, bytearray)):
-        return _load_encoded(source, name, max_pixels, min_size)
+        return decode_image(source, lambda image: _pil_to_rgb(image, name), name, max_pixels,
+                            min_size)
     if hasattr(source, "numpy") and not isinstance(source, np.ndarray):
         source = source.numpy()
     if isinstance(source, np.ndarray):

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from keras_facehallu.preprocessing import binary_mask
+
 K1 = 0.01
 K2 = 0.03
 SIGMA = 1.5
@@ -47,10 +49,7 @@ def _check_mask(mask, shape, name: str = "mask") -> np.ndarray:
             f"{name}: expected shape {tuple(shape[:3]) + (1,)} (the images' N, H, W and one "
             f"channel), found {mask.shape}"
         )
-    values = np.unique(mask)
-    if not np.all(np.isin(values, (0, 1))):
-        raise ValueError(f"{name}: expected values in {{0, 1}}, found {values[:8]}")
-    return mask.astype(np.float64)
+    return binary_mask(mask, name).astype(np.float64)
 
 
 def window_size(gaussian_weights: bool = True, sigma: float = SIGMA) -> int:

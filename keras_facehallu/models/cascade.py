@@ -38,9 +38,9 @@ from keras_facehallu.preprocessing import INPUT_SIZE, to_model_inputs
 from keras_facehallu.presets import (
     PresetError,
     load_preset,
+    load_preset_weights,
     preset_catalog,
     read_preset_config,
-    read_preset_metadata,
     resolve_preset,
     save_to_preset,
 )
@@ -237,10 +237,7 @@ def load_weights_argument(model, weights) -> None:
             f"{type(model).__name__} has width {model.width}; build it with that width or use "
             f"{type(model).__name__}.from_preset({str(weights)!r})"
         )
-    folder = resolve_preset(weights)
-    model.load_weights(str(folder / "model.weights.h5"))
-    model.preset_metadata = read_preset_metadata(folder)
-    model.preset_metadata.setdefault("name", folder.name)
+    load_preset_weights(model, resolve_preset(weights))
 
 
 @keras.saving.register_keras_serializable(package="keras_facehallu")

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.preprocessing import from_uint8, to_uint8
+
 DEFAULT_SIGNATURE = "serving_default"
 MiB = 1024 * 1024
 
@@ -480,7 +482,7 @@ def _from_prepared(prepared, source):
         raise ValueError(f"{source}: prepare_face returned no image/mask")
     image, mask = np.asarray(image), np.asarray(mask)
     if image.dtype != np.uint8:  # float in [-1, 1]
-        image = np.round((np.clip(image, -1, 1) + 1) * 127.5).astype(np.uint8)
+        image = to_uint8(image)
     mask = (mask.reshape(128, 128, 1) > 0).astype(np.uint8)
     return image * mask, mask
 
@@ -531,10 +533,10 @@ def main(argv=None) -> int:
                 if args.signature == DEFAULT_SIGNATURE:
                     result = client.hallucinate(masked, mask)
                 else:
-                    inputs = {"masked_image": masked.astype(np.float32) / 127.5 - 1.0,
+                    inputs = {"masked_image": from_uint8(masked),
                               "mask": mask.astype(np.float32)}
                     out = client.predict(inputs)["image"]
-                    result = np.round((np.clip(out, -1, 1) + 1) * 127.5).astype(np.uint8)
+                    result = to_uint8(out)
                 write_results(result, kept, args.out, args.model_name,
                               f"{args.host}:{port}")
                 print(f"{len(kept)} of {len(args.images)} photos done, {len(failures)} failed; "

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_facehallu.preprocessing import to_uint8
+
 # The match score runs the dlib ResNet port, in which TensorFlow 2.21's oneDNN graph rewrites have
 # crashed (SIGSEGV); set before TensorFlow is imported, as facehallu-train does.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -65,13 +67,6 @@ def load_split(folder, split: str, limit: int | None):
     if not images:
         raise SystemExit(f"--data {folder}: split {split!r} holds no examples")
     return np.stack(images), np.stack(masks).astype(np.uint8), sources
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] floats -> uint8 0..255 (rounded, clipped)."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(
-        np.uint8
-    )
 
 
 def _register_model_classes() -> None:

@@ -11,7 +11,7 @@ One training step is a discriminator step then a generator step:
 - G step: ``Σ_s g(s) · [w_pixel,s · L_pixel + w_adv,s · L_adv^G + w_pc,s · L_pc + w_id,s · L_id
   + w_fm,s · L_fm]`` with the updated D frozen (L_fm, feature matching, is off by default),
   where ``w`` comes from the :class:`LossConfig` and ``g(s)`` from the generator's
-  ``loss_weights()`` (ProGAN's fade-in; 1 for the cascade).
+  ``scale_gates()`` (ProGAN's fade-in; 1 for the cascade).
 
 ``target_s`` is the real image area-averaged to scale ``s`` (``pyramid.image_pyramid``) and
 ``cond_s`` the masked input face at that scale (``pyramid.masked_pyramid``).
@@ -98,7 +98,7 @@ class HallucinationGAN(keras.Model):
 
     Args:
         generator: a model with inputs ``{"masked_image", "mask"}``, outputs ``{"image_<s>"}`` for
-            every ``s`` in ``generator.scales`` and (optionally) ``loss_weights() -> {s: weight}``,
+            every ``s`` in ``generator.scales`` and (optionally) ``scale_gates() -> {s: g(s)}``,
             e.g. ``CascadedHallucinator`` or ``ProGANHallucinator``.
         discriminators: a list (one per scale, ascending) or ``{scale: model}`` of models called as
             ``d([image, condition])`` returning logits; by default
@@ -332,9 +332,9 @@ class HallucinationGAN(keras.Model):
         return super().predict(x, *args, **kwargs)
 
     # -------------------------------------------------------------------------- the maths ----
-    def scale_weights(self):
-        """``{scale: g(s)}`` from the generator's ``loss_weights()`` (default 1)."""
-        get = getattr(self.generator, "loss_weights", None)
+    def scale_gates(self):
+        """``{scale: g(s)}`` from the generator's ``scale_gates()`` (default 1)."""
+        get = getattr(self.generator, "scale_gates", None)
         weights = get() if callable(get) else {}
         return {s: weights.get(s, 1.0) for s in self.scales}
 
@@ -359,7 +359,7 @@ class HallucinationGAN(keras.Model):
         targets = image_pyramid(y, self.scales)
         conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
         total = ops.convert_to_tensor(0.0)
-        for i, (s, g) in enumerate(self.scale_weights().items()):
+        for i, (s, g) in enumerate(self.scale_gates().items()):
             w = cfg.weight("adv", s)
             if self._skip(g) or w == 0:
                 continue
@@ -382,7 +382,7 @@ class HallucinationGAN(keras.Model):
         targets = image_pyramid(y, self.scales)
         conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
         total = ops.convert_to_tensor(0.0)
-        for i, (s, g) in enumerate(self.scale_weights().items()):
+        for i, (s, g) in enumerate(self.scale_gates().items()):
             if self._skip(g) or cfg.weight("adv", s) == 0:
                 continue
             d, condition = self.discriminators[i], conditions[i]
@@ -410,7 +410,7 @@ class HallucinationGAN(keras.Model):
         conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
         zero = ops.convert_to_tensor(0.0)
         parts = {"pixel": zero, "adv": zero, "pc": zero, "id": zero, "fm": zero}
-        for i, (s, g) in enumerate(self.scale_weights().items()):
+        for i, (s, g) in enumerate(self.scale_gates().items()):
             if self._skip(g):
                 continue
             g = ops.cast(g, "float32")

@@ -74,7 +74,7 @@ def test_output_shapes_and_range(model, batch):
         y = np_(out[f"image_{s}"])
         assert y.shape == (2, s, s, 3) and y.dtype == np.float32
         assert np.all(np.abs(y) <= 1.0)
-    weights = model.loss_weights()
+    weights = model.scale_gates()
     assert sorted(weights) == list(SCALES)
     assert all(float(np_(w)) == 1.0 for w in weights.values())
 

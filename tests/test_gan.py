@@ -112,11 +112,11 @@ def test_generator_save_load_after_fit(trained, tmp_path):
         np.testing.assert_allclose(a[key], b[key], atol=1e-6)
 
 
-def test_loss_weights_of_zero_skip_a_scale():
-    """A generator's loss_weights() of 0 at a scale leaves that scale's discriminator untouched."""
+def test_scale_gates_of_zero_skip_a_scale():
+    """A generator's scale_gates() of 0 at a scale leaves that scale's discriminator untouched."""
     keras.utils.set_random_seed(3)
     generator = standin_generator(scales=(8, 16), seed=0)
-    generator.loss_weights = lambda: {8: 0.0, 16: 1.0}
+    generator.scale_gates = lambda: {8: 0.0, 16: 1.0}
     discriminators = [standin_discriminator(s, seed=0) for s in (8, 16)]
     gan = HallucinationGAN(generator, discriminators=discriminators)
     gan.compile(loss_config=LossConfig(no_pc=True, no_id=True))

@@ -36,7 +36,7 @@ def nearest(x):
     return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
 
 
-def test_loss_weights_follow_phase_and_alpha(model):
+def test_scale_gates_follow_phase_and_alpha(model):
     expected = {
         (0, 1.0): [1, 0, 0, 0, 0],
         (1, 0.25): [1, 0.25, 0, 0, 0],
@@ -47,7 +47,7 @@ def test_loss_weights_follow_phase_and_alpha(model):
     for (phase, alpha), weights in expected.items():
         model.set_progress(phase, alpha)
         assert model.progress == (phase, alpha)
-        got = model.loss_weights()
+        got = model.scale_gates()
         assert sorted(got) == list(SCALES)
         assert [float(np_(got[s])) for s in SCALES] == weights
     with pytest.raises(ValueError, match="phase must be an integer in 0..4"):

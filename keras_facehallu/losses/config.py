@@ -26,7 +26,7 @@ class LossConfig:
     """Weights per loss and per scale, loss variants and ablation switches for the GAN.
 
     The generator's loss is ``Σ_scale g(s) · Σ_loss weight(loss) · scale_weights[loss][s] ·
-    L_loss(s)``, where ``g(s)`` comes from the generator's ``loss_weights()`` (1 for the cascade,
+    L_loss(s)``, where ``g(s)`` comes from the generator's ``scale_gates()`` (1 for the cascade,
     the fade-in schedule for ProGAN) and a scale missing from ``scale_weights[loss]`` counts 1.
     The paper writes the per-block loss as ``λ·L_pixel + L_pc + L_adv + L_id`` without giving λ;
     ``pixel_weight=10`` is this project's choice.

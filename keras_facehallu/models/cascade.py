@@ -286,8 +286,8 @@ class CascadedHallucinator(HallucinatorMixin, keras.Model):
         if weights is not None:
             load_weights_argument(self, weights)
 
-    def loss_weights(self):
-        """Per-scale loss weights ``{scale: float32 scalar tensor}``: all 1.0 in the cascade."""
+    def scale_gates(self):
+        """The per-scale gate g(s) that multiplies each scale's losses: ``{scale: 1.0}`` here."""
         return {s: ops.convert_to_tensor(1.0, dtype="float32") for s in SCALES}
 
     def get_config(self):

@@ -12,7 +12,7 @@ Our reading of progressive growing (Karras et al. 2018) for this task:
   upsampled old output and the new block. Scales not grown yet just repeat the last grown
   output upsampled, so all five outputs always exist (static shapes) and their blocks get no
   gradient.
-- ``loss_weights()`` returns ``{k: g_i}``: scales not yet grown weigh 0, the one fading in
+- ``scale_gates()`` returns ``{k: g_i}``: scales not yet grown weigh 0, the one fading in
   weighs ``alpha``, grown ones 1. The losses are the cascade's.
 - :class:`ProgressiveGrowing` (a ``keras.callbacks.Callback``) sets ``phase``/``alpha`` before
   every training batch: phase ``p = min(step // steps_per_phase, 4)``; in each phase after the
@@ -24,7 +24,7 @@ Example:
     >>> from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveGrowing
     >>> model = ProGANHallucinator(width=1 / 16, seed=0)
     >>> model.set_progress(phase=2, alpha=0.5)
-    >>> {k: float(v) for k, v in model.loss_weights().items()}
+    >>> {k: float(v) for k, v in model.scale_gates().items()}
     {8: 1.0, 16: 1.0, 32: 0.5, 64: 0.0, 128: 0.0}
 """
 
@@ -150,8 +150,8 @@ class ProGANHallucinator(HallucinatorMixin, keras.Model):
         self.phase.assign(float(phase))
         self.alpha.assign(float(alpha))
 
-    def loss_weights(self):
-        """Per-scale loss weights ``{scale: float32 scalar tensor}`` from phase and alpha."""
+    def scale_gates(self):
+        """The per-scale gate g(s) ``{scale: float32 scalar}`` from phase and alpha (see above)."""
         fade = self.fade
         return {s: fade.gate(i) for i, s in enumerate(SCALES)}
 

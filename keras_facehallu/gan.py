@@ -342,7 +342,10 @@ class HallucinationGAN(keras.Model):
     def _skip(weight) -> bool:
         return isinstance(weight, (int, float)) and weight == 0
 
-    def _resize_for_network(self, images):
+    def _for_network(self, images):
+        """The images L_pc and L_id see: the first ``network_batch``, at ``network_size``."""
+        if self.loss_config.network_batch:
+            images = images[: self.loss_config.network_batch]
         size = self.loss_config.network_size
         if images.shape[1] == size:
             return images
@@ -434,16 +437,16 @@ class HallucinationGAN(keras.Model):
             if w and self.perceptual_net is not None:
                 loss = perceptual_loss(
                     self.perceptual_net,
-                    self._resize_for_network(target),
-                    self._resize_for_network(pred),
+                    self._for_network(target),
+                    self._for_network(pred),
                 )
                 parts["pc"] = parts["pc"] + g * w * loss
             w = cfg.weight("id", s)
             if w and self.identity_net is not None:
                 loss = identity_loss(
                     self.identity_net,
-                    self._resize_for_network(target),
-                    self._resize_for_network(pred),
+                    self._for_network(target),
+                    self._for_network(pred),
                 )
                 parts["id"] = parts["id"] + g * w * loss
         g_loss = parts["pixel"] + parts["adv"] + parts["pc"] + parts["id"] + parts["fm"]

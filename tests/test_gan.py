@@ -274,3 +274,23 @@ def test_feature_matching_trains_and_logs_l_fm():
     plain = HallucinationGAN(generator, linear)
     with pytest.raises(ValueError, match="feature matching.*_lrelu"):
         plain.compile(loss_config=LossConfig(fm_weight=1.0, no_pc=True, no_id=True))
+
+
+def test_network_batch_feeds_only_the_first_images_to_l_pc_and_l_id():
+    from keras_facehallu.losses import identity_loss, perceptual_loss
+
+    keras.utils.set_random_seed(0)
+    pc_net, id_net = standin_perceptual_net(seed=0), standin_identity_net(seed=0)
+    gan = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=0), seed=0)
+    only_128 = {s: 0.0 for s in (8, 16, 32, 64)}
+    config = LossConfig(network_batch=1, scale_weights={"pc": only_128, "id": only_128})
+    gan.compile(loss_config=config, perceptual_net=pc_net, identity_net=id_net)
+    _, (x, image) = make_batches(n=2)
+    _, parts = gan.generator_loss(x, image, training=False)
+    pred = gan.generator(x, training=False)["image_128"][:1]
+    assert float(parts["pc"]) == pytest.approx(float(perceptual_loss(pc_net, image[:1], pred)),
+                                               rel=1e-4)
+    assert float(parts["id"]) == pytest.approx(float(identity_loss(id_net, image[:1], pred)),
+                                               rel=1e-4, abs=1e-6)
+    with pytest.raises(ValueError, match="network_batch"):
+        LossConfig(network_batch=0)

@@ -43,6 +43,9 @@ class LossConfig:
         scale_weights: ``{loss: {scale: weight}}`` with loss in ``LOSS_NAMES``.
         network_size: images at smaller scales are resized (bilinear) to this size before the
             perceptual and identity networks, which expect canonical 128×128 faces.
+        network_batch: L_pc and L_id see only the first ``network_batch`` images of each batch
+            (None: all). Batches are shuffled, so this is an unbiased, noisier estimate at a
+            fraction of the two networks' cost (``benchmarks/bench_step_parts.py``).
         no_adv, no_id, no_pc: ablation switches; they zero that loss (and skip its network).
 
     Example:
@@ -65,6 +68,7 @@ class LossConfig:
     fm_weight: float = 0.0
     scale_weights: dict[str, dict[int, float]] = field(default_factory=dict)
     network_size: int = 128
+    network_batch: int | None = None
     no_adv: bool = False
     no_id: bool = False
     no_pc: bool = False
@@ -79,6 +83,12 @@ class LossConfig:
                 f"LossConfig.adversarial: expected one of {ADVERSARIAL_KINDS}, "
                 f"found {self.adversarial!r}"
             )
+        if self.network_batch is not None:
+            if int(self.network_batch) < 1:
+                raise ValueError(
+                    f"LossConfig.network_batch: expected None or >= 1, found {self.network_batch}"
+                )
+            self.network_batch = int(self.network_batch)
         if self.perceptual_layers is not None:
             self.perceptual_layers = tuple(self.perceptual_layers)
         clean = {}

@@ -123,7 +123,7 @@ class HallucinationGAN(keras.Model):
         >>> gan = HallucinationGAN(CascadedHallucinator(width=1 / 16))  # doctest: +SKIP
         >>> gan.compile(g_optimizer=keras.optimizers.Adam(2e-4, 0.5),  # doctest: +SKIP
         ...             d_optimizer=keras.optimizers.Adam(2e-4, 0.5),
-        ...             loss_config=LossConfig.preset("cascaded"))
+        ...             loss_config=LossConfig.ablation("cascaded"))
         >>> gan.fit(make_dataset(folder, "train", batch_size=16), epochs=50)  # doctest: +SKIP
     """
 
@@ -223,7 +223,7 @@ class HallucinationGAN(keras.Model):
         Args:
             g_optimizer: optimizer for the generator (default Adam(2e-4, beta_1=0.5)).
             d_optimizer: optimizer for the discriminators (default Adam(2e-4, beta_1=0.5)).
-            loss_config: a :class:`LossConfig`, a preset name, a dict or None (defaults).
+            loss_config: a :class:`LossConfig`, an ablation name, a dict or None (defaults).
             perceptual_net: a frozen keras Model or callable, images in [-1, 1] -> feature maps.
                 None: ``nets.get_perceptual_network(config.perceptual_network, layers)`` when L_pc
                 is on and the config names a network; otherwise L_pc is off.

@@ -37,7 +37,7 @@ def gan():
     """A width-1/32 cascade with a moving average of G (no loss networks: nothing is trained)."""
     keras.utils.set_random_seed(0)
     model = HallucinationGAN(CascadedHallucinator(width=1 / 32, seed=0), seed=0, ema_decay=0.9)
-    model.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+    model.compile(loss_config=LossConfig.ablation("no_pc", no_id=True))
     return model
 
 

@@ -169,7 +169,7 @@ def test_moving_average_of_the_generator_follows_its_updates():
     keras.utils.set_random_seed(0)
     generator = CascadedHallucinator(width=WIDTH, seed=0)
     gan = HallucinationGAN(generator, seed=0, ema_decay=0.75)
-    gan.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+    gan.compile(loss_config=LossConfig.ablation("no_pc", no_id=True))
     w0 = weights(generator)
     np.testing.assert_array_equal(np.asarray(gan.average_variables[0]), w0[0])
     data, (x, _) = make_batches(n=2, batch_size=2)
@@ -205,7 +205,7 @@ def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
     generator = CascadedHallucinator(width=WIDTH, seed=0)
     discriminators = [_linear_discriminator(s, seed=s) for s in generator.scales]
     gan = HallucinationGAN(generator, discriminators, r1_gamma=3.0)
-    gan.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+    gan.compile(loss_config=LossConfig.ablation("no_pc", no_id=True))
     _, (x, image) = make_batches(n=2)
     penalty = float(gan.r1_penalty(x, image, _input_gradient))
     expected = 0.5 * 3.0 * sum(float(np.sum(np.square(d.weights[0]))) for d in discriminators)
@@ -217,7 +217,7 @@ def test_lazy_r1_trains_and_changes_the_discriminator_step():
         keras.utils.set_random_seed(0)
         gan = HallucinationGAN(CascadedHallucinator(width=WIDTH, seed=0), seed=0,
                                r1_gamma=gamma, r1_interval=2)
-        gan.compile(loss_config=LossConfig.preset("no_pc", no_id=True))
+        gan.compile(loss_config=LossConfig.ablation("no_pc", no_id=True))
         gan.fit(make_batches(n=4, batch_size=2)[0], epochs=1, verbose=0)
         return gan
 

@@ -138,8 +138,8 @@ def test_config_round_trip_through_json_and_dict():
     assert back == cfg
     assert back.scale_weights == {"pixel": {8: 0.5, 128: 2.0}, "id": {64: 0.0}}
     assert LossConfig.from_dict(cfg.to_dict()) == cfg
-    assert LossConfig.get("no_adv") == LossConfig.preset("no_adv")
-    assert LossConfig.get(None) == LossConfig.preset("cascaded")
+    assert LossConfig.get("no_adv") == LossConfig.ablation("no_adv")
+    assert LossConfig.get(None) == LossConfig.ablation("cascaded")
 
 
 def test_config_weights_per_loss_and_scale():
@@ -149,12 +149,12 @@ def test_config_weights_per_loss_and_scale():
     assert cfg.weight("adv", 8) == 1.0
 
 
-@pytest.mark.parametrize("preset, off", [("no_adv", "adv"), ("no_id", "id"), ("no_pc", "pc")])
-def test_presets_switch_off_exactly_one_loss(preset, off):
-    cfg = LossConfig.preset(preset)
+@pytest.mark.parametrize("ablation, off", [("no_adv", "adv"), ("no_id", "id"), ("no_pc", "pc")])
+def test_ablations_switch_off_exactly_one_loss(ablation, off):
+    cfg = LossConfig.ablation(ablation)
     for loss in ("pixel", "adv", "pc", "id"):
         assert (cfg.weight(loss, 128) == 0.0) == (loss == off), loss
-    assert LossConfig.preset("l2").pixel == "l2"
+    assert LossConfig.ablation("l2").pixel == "l2"
 
 
 def test_config_errors_name_the_field():
@@ -166,8 +166,8 @@ def test_config_errors_name_the_field():
         LossConfig.from_dict({"pixle": "l1"})
     with pytest.raises(ValueError, match="scale_weights"):
         LossConfig(scale_weights={"perceptual": {8: 1.0}})
-    with pytest.raises(ValueError, match="preset"):
-        LossConfig.preset("wgan")
+    with pytest.raises(ValueError, match="ablation"):
+        LossConfig.ablation("wgan")
 
 
 # ------------------------------------------------- ablation switches inside the GAN loss ----
@@ -207,7 +207,7 @@ def test_l2_preset_changes_the_pixel_term(standin_gan, batch):
     values = {}
     for preset in ("cascaded", "l2"):
         standin_gan.compile(
-            loss_config=LossConfig.preset(preset, no_pc=True, no_id=True, no_adv=True)
+            loss_config=LossConfig.ablation(preset, no_pc=True, no_id=True, no_adv=True)
         )
         _, parts = standin_gan.generator_loss(*batch, training=False)
         values[preset] = f(parts["pixel"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_facehallu.training.configs import CONFIGS, get_config, parse_override
+from keras_facehallu.training.configs import CONFIGS, TrainConfig, get_config, parse_override
 from tests.tiny_data import make_tiny_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,12 @@ def test_named_configs_resolve():
     for name in ("cascaded", "progan", "l2", "no_adv", "no_id", "no_pc", "cpu_small"):
         cfg = get_config(name)
         assert cfg.name == name
-    assert get_config("l2").loss_preset == "l2"
+    assert get_config("l2").loss_ablation == "l2"
+    # the field's old name is still read (config.json of earlier runs, --set loss_preset=...)
+    assert get_config("cascaded", loss_preset="no_id").loss_ablation == "no_id"
+    assert TrainConfig.from_dict({"loss_preset": "l2"}).loss_ablation == "l2"
+    with pytest.raises(ValueError, match="give loss_ablation or its old name loss_preset"):
+        TrainConfig.from_dict({"loss_preset": "l2", "loss_ablation": "l2"})
     assert get_config("progan").model == "progan"
     assert get_config("cascaded").snapshots == (10, 20, 30, 40, 50)
     assert set(CONFIGS) >= {"cascaded", "progan", "l2", "no_adv", "no_id", "no_pc"}

@@ -2,7 +2,7 @@
 
 Example:
     >>> from keras_facehallu.losses import LossConfig, pixel_loss
-    >>> LossConfig.preset("l2").pixel
+    >>> LossConfig.ablation("l2").pixel
     'l2'
 """
 
@@ -11,16 +11,16 @@ from keras_facehallu.losses.adversarial import (
     discriminator_adversarial_loss,
     generator_adversarial_loss,
 )
-from keras_facehallu.losses.config import LOSS_NAMES, PRESETS, LossConfig
+from keras_facehallu.losses.config import ABLATIONS, LOSS_NAMES, LossConfig
 from keras_facehallu.losses.identity import cosine_identity_loss, identity_loss
 from keras_facehallu.losses.perceptual import feature_distance, perceptual_loss
 from keras_facehallu.losses.pixel import PIXEL_KINDS, pixel_loss
 
 __all__ = [
+    "ABLATIONS",
     "ADVERSARIAL_KINDS",
     "LOSS_NAMES",
     "PIXEL_KINDS",
-    "PRESETS",
     "LossConfig",
     "cosine_identity_loss",
     "discriminator_adversarial_loss",

@@ -11,8 +11,8 @@ from keras_facehallu.losses.pixel import PIXEL_KINDS
 
 LOSS_NAMES = ("pixel", "adv", "pc", "id", "fm")
 
-# The paper's ablations (Table 2 of the paper; see PAPER.md) as named presets.
-PRESETS = {
+# The paper's ablations (Table 2 of the paper; see PAPER.md), by name.
+ABLATIONS = {
     "cascaded": {},
     "l2": {"pixel": "l2"},
     "no_adv": {"no_adv": True},
@@ -49,7 +49,7 @@ class LossConfig:
         no_adv, no_id, no_pc: ablation switches; they zero that loss (and skip its network).
 
     Example:
-        >>> cfg = LossConfig.preset("no_id")
+        >>> cfg = LossConfig.ablation("no_id")
         >>> cfg.weight("id", 128), cfg.weight("pixel", 8)
         (0.0, 10.0)
         >>> LossConfig.from_json(cfg.to_json()) == cfg
@@ -101,26 +101,28 @@ class LossConfig:
         self.scale_weights = clean
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> LossConfig:
+    def ablation(cls, name: str, **overrides) -> LossConfig:
         """One of the paper's configurations: ``"cascaded"``, ``"l2"``, ``"no_adv"``, ``"no_id"``,
         ``"no_pc"``; keyword arguments override single fields."""
-        if name not in PRESETS:
-            raise ValueError(f"LossConfig.preset: expected one of {tuple(PRESETS)}, found {name!r}")
-        return cls(**{**PRESETS[name], **overrides})
+        if name not in ABLATIONS:
+            raise ValueError(
+                f"LossConfig.ablation: expected one of {tuple(ABLATIONS)}, found {name!r}"
+            )
+        return cls(**{**ABLATIONS[name], **overrides})
 
     @classmethod
     def get(cls, value) -> LossConfig:
-        """A LossConfig from None (the defaults), a preset name, a dict or a LossConfig."""
+        """A LossConfig from None (the defaults), an ablation name, a dict or a LossConfig."""
         if value is None:
             return cls()
         if isinstance(value, cls):
             return value
         if isinstance(value, str):
-            return cls.preset(value)
+            return cls.ablation(value)
         if isinstance(value, dict):
             return cls.from_dict(value)
         raise TypeError(
-            f"loss_config: expected None, a preset name, a dict or a LossConfig, "
+            f"loss_config: expected None, an ablation name, a dict or a LossConfig, "
             f"found {type(value).__name__}"
         )
 

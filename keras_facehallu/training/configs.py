@@ -1,4 +1,4 @@
-"""Named training configurations: the paper's cascade, ProGAN, the four ablations, and CPU presets.
+"""Named training configurations: the paper's cascade, ProGAN, the four ablations, and CPU configs.
 
 A :class:`TrainConfig` holds everything a run needs; ``facehallu-train --config NAME``
 picks one and ``--set key=value`` changes single fields. The resolved config is written to the
@@ -15,6 +15,21 @@ from __future__ import annotations
 import dataclasses
 import json
 
+# Keys renamed since runs were first written: old name -> new name (still read, e.g. from an
+# earlier run's config.json or ``--set loss_preset=l2``).
+OLD_KEYS = {"loss_preset": "loss_ablation"}
+
+
+def renamed_keys(d: dict) -> dict:
+    """``d`` with the old names of :data:`OLD_KEYS` replaced by the new ones."""
+    d = dict(d)
+    for old, new in OLD_KEYS.items():
+        if old in d:
+            if new in d:
+                raise ValueError(f"TrainConfig: give {new} or its old name {old}, not both")
+            d[new] = d.pop(old)
+    return d
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -26,8 +41,9 @@ class TrainConfig:
         width: generator width multiplier (1.0 = the paper's tables).
         discriminator_width: discriminator width multiplier (None: same as ``width``).
         spectral_norm: spectral normalisation in the discriminators.
-        loss: keyword arguments of ``LossConfig.preset(loss_preset, **loss)``.
-        loss_preset: ``"cascaded"``, ``"l2"``, ``"no_adv"``, ``"no_id"`` or ``"no_pc"``.
+        loss: keyword arguments of ``LossConfig.ablation(loss_ablation, **loss)``.
+        loss_ablation: ``"cascaded"``, ``"l2"``, ``"no_adv"``, ``"no_id"`` or ``"no_pc"`` (the
+            losses' ``ABLATIONS``; ``loss_preset``, its old name, is still read).
         epochs: number of epochs.
         batch_size: global batch size.
         steps_per_epoch: None = one pass over the training split.
@@ -65,7 +81,7 @@ class TrainConfig:
     width: float = 1.0
     discriminator_width: float | None = None
     spectral_norm: bool = False
-    loss_preset: str = "cascaded"
+    loss_ablation: str = "cascaded"
     loss: dict = dataclasses.field(default_factory=dict)
     epochs: int = 50
     batch_size: int = 16
@@ -97,6 +113,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        d = renamed_keys(d)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -112,12 +129,12 @@ class TrainConfig:
 _PAPER = {"width": 1.0, "epochs": 50, "batch_size": 16}
 CONFIGS: dict[str, dict] = {
     # The paper's models (width 1.0 needs a GPU).
-    "cascaded": {**_PAPER, "loss_preset": "cascaded"},
-    "progan": {**_PAPER, "model": "progan", "loss_preset": "cascaded"},
-    "l2": {**_PAPER, "loss_preset": "l2"},
-    "no_adv": {**_PAPER, "loss_preset": "no_adv"},
-    "no_id": {**_PAPER, "loss_preset": "no_id"},
-    "no_pc": {**_PAPER, "loss_preset": "no_pc"},
+    "cascaded": {**_PAPER, "loss_ablation": "cascaded"},
+    "progan": {**_PAPER, "model": "progan", "loss_ablation": "cascaded"},
+    "l2": {**_PAPER, "loss_ablation": "l2"},
+    "no_adv": {**_PAPER, "loss_ablation": "no_adv"},
+    "no_id": {**_PAPER, "loss_ablation": "no_id"},
+    "no_pc": {**_PAPER, "loss_ablation": "no_pc"},
     # The packaged first model: a reduced-width cascade that trains on a 2-core CPU in hours.
     # L_pc and L_id only on the 128x128 output, L_pc on Inception's early layers at 128x128.
     # L_adv weighted 0.1: at 1.0 the discriminators won and L_pixel stopped falling in epoch 1.
@@ -127,7 +144,7 @@ CONFIGS: dict[str, dict] = {
         "steps_per_epoch": 500,
         "validation_steps": 20,
         "batch_size": 16,
-        "loss_preset": "cascaded",
+        "loss_ablation": "cascaded",
         "loss": {
             "adv_weight": 0.1,
             "perceptual_layers": ["conv_2", "pool1", "mixed_2"],
@@ -144,7 +161,7 @@ CONFIGS: dict[str, dict] = {
         "width": 1 / 32,
         "epochs": 2,
         "batch_size": 2,
-        "loss_preset": "cascaded",
+        "loss_ablation": "cascaded",
         "loss": {"no_pc": True, "no_id": True},
         "snapshots": (1, 2),
         "sample_count": 2,
@@ -176,7 +193,7 @@ def get_config(name: str, **overrides) -> TrainConfig:
     """
     if name not in CONFIGS:
         raise ValueError(f"unknown training config {name!r}; expected one of {sorted(CONFIGS)}")
-    return TrainConfig.from_dict({"name": name, **CONFIGS[name], **overrides})
+    return TrainConfig.from_dict({"name": name, **CONFIGS[name], **renamed_keys(overrides)})
 
 
 def parse_override(text: str) -> tuple[str, object]:

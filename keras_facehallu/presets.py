@@ -66,7 +66,7 @@ class Preset:
 
     Args:
         name: the preset's name, e.g. ``"lfw_cascade_small"``.
-        description: one line for ``list_presets``.
+        description: one line for :func:`preset_catalog`.
         url: base URL; each file is downloaded from ``url + "/" + filename``.
         files: ``{filename: sha256}`` for ``config.json`` and ``model.weights.h5``.
         packaged: whether a copy ships inside the package.
@@ -79,39 +79,39 @@ class Preset:
     packaged: bool = False
 
 
-_REGISTRY: dict[str, Preset] = {}
-
-
-def register_preset(preset: Preset) -> Preset:
-    """Adds a preset to the registry and returns it."""
-    _REGISTRY[preset.name] = preset
-    return preset
-
-
-def list_presets() -> dict[str, Preset]:
-    """All registered presets by name."""
-    _load_packaged_registrations()
-    return dict(_REGISTRY)
-
-
-def _load_packaged_registrations() -> None:
-    """Registers every preset folder shipped inside the package (from its metadata.json)."""
-    if not PACKAGED_DIR.is_dir():
-        return
-    for folder in sorted(PACKAGED_DIR.iterdir()):
-        meta_path = folder / METADATA_FILE
-        if folder.name in _REGISTRY or not meta_path.is_file():
-            continue
+def _packaged_presets() -> dict[str, Preset]:
+    """A :class:`Preset` for every folder shipped inside the package (from its metadata.json)."""
+    found = {}
+    for meta_path in sorted(PACKAGED_DIR.glob(f"*/{METADATA_FILE}")):
         meta = json.loads(meta_path.read_text())
-        register_preset(
-            Preset(
-                name=folder.name,
-                description=meta.get("description", ""),
-                url=meta.get("url", ""),
-                files=dict(meta["files"]),
-                packaged=True,
-            )
-        )
+        name = meta_path.parent.name
+        found[name] = Preset(name=name, description=meta.get("description", ""),
+                             url=meta.get("url", ""), files=dict(meta["files"]), packaged=True)
+    return found
+
+
+# Every preset, by name: the packaged ones (their metadata.json records the files' sha256).
+PRESETS: dict[str, Preset] = _packaged_presets()
+
+
+def list_presets() -> tuple[str, ...]:
+    """The names of all presets."""
+    return tuple(PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """The :class:`Preset` called ``name``.
+
+    Raises:
+        PresetError: naming the known presets.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise PresetError(
+            f"unknown preset {name!r}: not a folder and not a registered name "
+            f"(registered: {sorted(PRESETS)})"
+        ) from None
 
 
 def read_preset_metadata(folder: str | os.PathLike) -> dict:
@@ -186,13 +186,7 @@ def resolve_preset(name_or_dir: str | os.PathLike, download: bool = True) -> Pat
         _check_folder(path, files, "its metadata.json")
         return path
     name = str(name_or_dir)
-    presets = list_presets()
-    if name not in presets:
-        raise PresetError(
-            f"unknown preset {name!r}: not a folder and not a registered name "
-            f"(registered: {sorted(presets)})"
-        )
-    preset = presets[name]
+    preset = get_preset(name)
     tried = []
     override = os.environ.get(OVERRIDE_ENV)
     if override:
@@ -334,7 +328,7 @@ def preset_catalog(cls=None) -> dict:
         True
     """
     catalog = {}
-    for name, preset in sorted(list_presets().items()):
+    for name, preset in sorted(PRESETS.items()):
         class_name = None
         if preset.packaged and (PACKAGED_DIR / name / CONFIG_FILE).is_file():
             with contextlib.suppress(Exception):

@@ -73,17 +73,15 @@ def test_registered_preset_download_override_and_bad_hash(
     published = save_to_preset(tiny_model, tmp_path / "published")
     files = json.loads((published / "metadata.json").read_text())["files"]
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    presets.register_preset(
-        Preset("test_remote", "test", url=published.as_uri(), files=files)
-    )
+    remote = Preset("test_remote", "test", url=published.as_uri(), files=files)
+    monkeypatch.setitem(presets.PRESETS, remote.name, remote)
     # Download path (a file:// URL stands in for the web): fetched once into the cache.
     loaded = load_preset("test_remote", seed=5)
     np.testing.assert_array_equal(tiny_model.hallucinate(*inputs), loaded.hallucinate(*inputs))
     assert (tmp_path / "keras_home" / "facehallu" / "presets" / "test_remote").is_dir()
     # No network: a clear error naming the URL and the override variable.
-    presets.register_preset(
-        Preset("test_offline", "test", url="https://example.invalid/x", files=files)
-    )
+    offline = Preset("test_offline", "test", url="https://example.invalid/x", files=files)
+    monkeypatch.setitem(presets.PRESETS, offline.name, offline)
     with pytest.raises(PresetError, match="KERAS_FACEHALLU_PRESETS"):
         load_preset("test_offline")
     # Override directory.
@@ -91,10 +89,9 @@ def test_registered_preset_download_override_and_bad_hash(
     (tmp_path / "test_offline").symlink_to(published)
     assert load_preset("test_offline").count_params() == tiny_model.count_params()
     # A registered hash that does not match the file.
-    presets.register_preset(
-        Preset("test_badhash", "test", url=published.as_uri(),
-               files={**files, "model.weights.h5": "0" * 64})
-    )
+    badhash = Preset("test_badhash", "test", url=published.as_uri(),
+                     files={**files, "model.weights.h5": "0" * 64})
+    monkeypatch.setitem(presets.PRESETS, badhash.name, badhash)
     (tmp_path / "test_badhash").symlink_to(published)
     with pytest.raises(PresetError, match="expected 0000"):
         load_preset("test_badhash")
@@ -129,3 +126,20 @@ def test_load_preset_weights_names_the_file_when_they_do_not_fit(tiny_model, tmp
     with pytest.raises(PresetError, match=r"p/model.weights.h5: weights do not fit "
                                           r"CascadedHallucinator\(\{'width': 0.0625"):
         presets.load_preset_weights(CascadedHallucinator(width=1 / 16), folder)
+
+
+def test_registries_are_a_dict_and_get_list_functions():
+    from keras_facehallu import assets
+    from keras_facehallu.metrics import registry
+    from keras_facehallu.training import configs
+
+    assert presets.list_presets() == tuple(presets.PRESETS)
+    assert "lfw_cascade_small" in presets.PRESETS
+    assert presets.get_preset("lfw_cascade_small").packaged
+    with pytest.raises(PresetError, match="unknown preset 'nope'"):
+        presets.get_preset("nope")
+    assert assets.list_assets() == tuple(assets.ASSETS) and "fid_inception" in assets.ASSETS
+    assert registry.list_metrics() == tuple(registry.METRICS)
+    assert registry.get_metric("ssim").name == "ssim"
+    assert configs.list_configs() == tuple(configs.CONFIGS)
+    assert configs.get_config("tiny").name == "tiny"

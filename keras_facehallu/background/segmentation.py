@@ -27,24 +27,12 @@ import functools
 import cv2
 import numpy as np
 
-from keras_facehallu.assets import Asset, get_asset, register
+from keras_facehallu.assets import ASSETS, get_asset
 
 # The sha256 below is that of the copy inside the PyPI wheel mediapipe==0.10.21
 # (mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite); the URL is where MediaPipe
 # publishes the same model.
-SELFIE_SEGMENTATION = register(
-    Asset(
-        name="selfie_segmentation",
-        filename="selfie_segmentation.tflite",
-        url="https://storage.googleapis.com/mediapipe-assets/selfie_segmentation.tflite",
-        sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
-        license="Apache-2.0, MediaPipe selfie segmentation (general 256x256 model), Google",
-        pypi=(
-            "mediapipe==0.10.21",
-            "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
-        ),
-    )
-)
+SELFIE_SEGMENTATION = ASSETS["selfie_segmentation"]
 
 
 def _interpreter_class():

@@ -20,24 +20,9 @@ import functools
 
 import numpy as np
 
-from keras_facehallu.assets import Asset, get_asset, register
+from keras_facehallu.assets import ASSETS, get_asset
 
-SHAPE_PREDICTOR_68 = register(
-    Asset(
-        name="shape_predictor_68",
-        filename="shape_predictor_68_face_landmarks.dat",
-        url=(
-            "https://github.com/ageitgey/face_recognition_models/raw/master/"
-            "face_recognition_models/models/shape_predictor_68_face_landmarks.dat"
-        ),
-        sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
-        license=(
-            "dlib 68-point shape predictor (Davis King), trained on iBUG 300-W; the 300-W "
-            "images exclude commercial use. Via face_recognition_models (Adam Geitgey)."
-        ),
-        installed=("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"),
-    )
-)
+SHAPE_PREDICTOR_68 = ASSETS["shape_predictor_68"]
 
 NUM_LANDMARKS = 68
 JAW = tuple(range(0, 17))

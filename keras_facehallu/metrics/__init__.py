@@ -14,7 +14,7 @@ from keras_facehallu.metrics.registry import (
     Metric,
     MetricUnavailable,
     get_metric,
-    metric_names,
+    list_metrics,
 )
 
 __all__ = [
@@ -24,5 +24,5 @@ __all__ = [
     "Metric",
     "MetricUnavailable",
     "get_metric",
-    "metric_names",
+    "list_metrics",
 ]

@@ -37,27 +37,13 @@ import warnings
 import keras
 import numpy as np
 
-from keras_facehallu.assets import Asset, AssetError, get_asset, register, sha256_of
+from keras_facehallu.assets import ASSETS, AssetError, get_asset, sha256_of
 
 PATCH_SIZE = 64
 STRIDE = 27
 OFFICIAL_URL = "https://web.ece.ucsb.edu/~ekta/projects/PieAPPv0.1//weights/PieAPPv0.1.pth"
 
-PIEAPP_WEIGHTS = register(
-    Asset(
-        name="pieapp_v0.1",
-        filename="PieAPPv0.1.pth",
-        url="https://github.com/photosynthesis-team/piq/releases/download/v0.5.4/PieAPPv0.1.pth",
-        # Not verified by this project: the digest other projects pin for this mirror (see the
-        # module docstring). A file with any other digest is refused unless passed explicitly.
-        sha256="0937b01480c7a637ae3018af755faa8ecde4788b52bb246b7ae62cf96fb6baf0",
-        license=(
-            "PieAPP v0.1 weights, Prashnani et al. 2018 "
-            "(github.com/prashnani/PerceptualImageError);"
-            f" official copy {OFFICIAL_URL}; sha256 unverified here"
-        ),
-    )
-)
+PIEAPP_WEIGHTS = ASSETS["pieapp_v0.1"]
 
 # (name, filters) of the eleven convolutions; a 2×2 max-pool follows conv2, 4, 6, 8 and 10.
 _CONVS = (

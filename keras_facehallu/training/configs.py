@@ -184,6 +184,11 @@ CONFIGS["cpu_ema"] = {
 }
 
 
+def list_configs() -> tuple[str, ...]:
+    """The names of all training configs."""
+    return tuple(CONFIGS)
+
+
 def get_config(name: str, **overrides) -> TrainConfig:
     """The named config with single fields replaced.
 

@@ -373,20 +373,15 @@ def preflight(args, metric_names) -> None:
         probe.unlink()
     except OSError as exc:
         raise SystemExit(f"--out {out}: cannot write there ({exc})") from None
-    import importlib
-
     from keras_facehallu.assets import AssetError, get_asset
 
-    fid, dlib = ("keras_facehallu.nets.fid_inception", "FID_INCEPTION"), (
-        "keras_facehallu.nets.dlib_resnet", "DLIB_RESNET")
+    fid, dlib = "fid_inception", "dlib_face_recognition_resnet"
     needs = {"fid": fid, "kid": fid, "match_score": dlib, "verification_rate": dlib}
     for name in metric_names:
         if name in needs:
-            module, asset = needs[name]
             try:
-                get_asset(getattr(importlib.import_module(module), asset),
-                          download=not args.no_download)
-            except (AssetError, ImportError, OSError) as exc:
+                get_asset(needs[name], download=not args.no_download)
+            except (AssetError, OSError) as exc:
                 print(f"evaluate: {name} will be unavailable: {exc}", file=sys.stderr)
 
 

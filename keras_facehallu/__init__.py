@@ -22,6 +22,7 @@ _EXPORTS = {
     "ProGANHallucinator": "keras_facehallu.models.progan",
     "build_discriminator": "keras_facehallu.models.discriminators",
     "to_model_inputs": "keras_facehallu.preprocessing",
+    "to_uint8": "keras_facehallu.preprocessing",
     # --- losses and GAN training ---
     "LossConfig": "keras_facehallu.losses.config",
     "HallucinationGAN": "keras_facehallu.gan",

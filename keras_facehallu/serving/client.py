@@ -436,7 +436,7 @@ def load_pairs(images, masks=None):
         N inputs that could be prepared, ``kept`` their IMAGE paths, and ``failures`` a list of
         ``(IMAGE, message)`` for the others (unreadable, wrong size, no face).
     """
-    from PIL import Image, UnidentifiedImageError
+    from keras_facehallu.face.io import decode_image, load_image
 
     if masks and len(masks) != len(images):
         raise ValueError(f"--masks: expected one mask per IMAGE ({len(images)}), "
@@ -446,8 +446,8 @@ def load_pairs(images, masks=None):
         try:
             if masks:
                 mask_path = masks[index]
-                image = np.asarray(Image.open(image_path).convert("RGB"))
-                mask = np.asarray(Image.open(mask_path).convert("L"))
+                image = load_image(image_path)
+                mask = decode_image(mask_path, lambda img: np.asarray(img.convert("L")))
                 if image.shape != (128, 128, 3) or mask.shape != (128, 128):
                     raise ValueError(f"{image_path} / {mask_path}: expected a 128×128 image and "
                                      f"mask, found {image.shape[:2]} and {mask.shape}")
@@ -457,7 +457,7 @@ def load_pairs(images, masks=None):
                 from keras_facehallu.face.pipeline import prepare_face
 
                 pair = _from_prepared(prepare_face(image_path), image_path)
-        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+        except (OSError, ValueError) as err:  # ImageLoadError is a ValueError
             failures.append((str(image_path), str(err)))
             continue
         pairs.append(pair)

@@ -13,10 +13,10 @@ Two tables, each measured in its own subprocess per row, in one run:
   updates.
 - **Whole step** (``train_on_batch`` of ``HallucinationGAN``, median after a warm-up) for each
   lever: the step as trained so far (TensorFlow, two generator forwards per step), XLA
-  (``jit_compile=True``), one generator forward shared by the D and G steps (``share_forward``,
-  the same maths), L_pc and L_id on part of the batch (``LossConfig.network_batch``, an unbiased
-  but noisier estimate), and the JAX backend. Ratios are images/s against the first row of the
-  same run.
+  (``TrainConfig.jit_compile``), one generator forward shared by the D and G steps
+  (``share_forward``, the same maths), L_pc and L_id on part of the batch
+  (``LossConfig.network_batch``, an unbiased but noisier estimate), and the JAX backend. Ratios
+  are images/s against the first row of the same run.
 
 Run from the repo root: ``python benchmarks/bench_step_parts.py`` (``--repeats N``, ``--quick``,
 ``--no-parts``). Within a backend the variants are built side by side in one process and timed in
@@ -43,17 +43,20 @@ from bench_model import cpu_model  # noqa: E402
 CONFIG = "cpu_small"
 BATCH = 16
 
-# (label, backend, jit_compile, TrainConfig overrides); "network_batch" goes into the loss config.
+# (label, backend, TrainConfig overrides); "network_batch" goes into the loss config.
 STEP_VARIANTS = [
-    ("TensorFlow, two G forwards (the step as trained so far)", "tensorflow", False,
+    ("TensorFlow, two G forwards (the step as trained so far)", "tensorflow",
      {"share_forward": False}),
-    ("TensorFlow + XLA, two G forwards", "tensorflow", True, {"share_forward": False}),
-    ("TensorFlow, shared G forward", "tensorflow", False, {}),
-    ("TensorFlow, shared, L_pc/L_id on 8 of 16", "tensorflow", False, {"network_batch": 8}),
-    ("TensorFlow, shared, L_pc/L_id on 4 of 16", "tensorflow", False, {"network_batch": 4}),
-    ("JAX, two G forwards", "jax", True, {"share_forward": False}),
-    ("JAX, shared G forward", "jax", True, {}),
-    ("JAX, shared, L_pc/L_id on 4 of 16", "jax", True, {"network_batch": 4}),
+    ("TensorFlow + XLA, two G forwards", "tensorflow",
+     {"share_forward": False, "jit_compile": True}),
+    ("TensorFlow, shared G forward", "tensorflow", {}),
+    ("TensorFlow + XLA, shared G forward", "tensorflow", {"jit_compile": True}),
+    ("TensorFlow, shared, L_pc/L_id on 8 of 16", "tensorflow", {"network_batch": 8}),
+    ("TensorFlow, shared, L_pc/L_id on 4 of 16", "tensorflow", {"network_batch": 4}),
+    ("TensorFlow + XLA, shared, L_pc/L_id on 4 of 16", "tensorflow",
+     {"network_batch": 4, "jit_compile": True}),
+    ("JAX, shared G forward", "jax", {}),
+    ("JAX, shared, L_pc/L_id on 4 of 16", "jax", {"network_batch": 4}),
 ]
 
 
@@ -99,17 +102,11 @@ def step_worker(backend: str, repeats: int) -> dict:
 
     x, y = _batch()
     steps = {}
-    for label, variant_backend, jit, overrides in STEP_VARIANTS:
+    for label, variant_backend, overrides in STEP_VARIANTS:
         if variant_backend != backend:
             continue
         keras.utils.set_random_seed(0)
         gan = _gan(overrides)
-        if backend == "tensorflow" and jit:
-            gan.compile(
-                g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-                loss_config=gan.loss_config, perceptual_net=gan.perceptual_net,
-                identity_net=gan.identity_net, jit_compile=True,
-            )
         steps[label] = lambda gan=gan: gan.train_on_batch(x, y)
     return _interleaved_medians(steps, repeats)
 

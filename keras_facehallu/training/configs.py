@@ -69,6 +69,9 @@ class TrainConfig:
             checkerboard). No effect on weights loaded by ``init_from`` or ``--resume``.
         dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (bfloat16 compute, float32
             weights: Keras' mixed precision; for accelerators with bfloat16 units).
+        jit_compile: XLA-compile the TensorFlow train step (``compile(jit_compile=True)``); the
+            JAX step is always compiled. Off by default on TensorFlow (Keras' ``"auto"`` leaves
+            it off for this model).
         share_forward: one generator forward per step, used by the D and the G step (the same
             maths as two; False recomputes it, to measure the saving).
         time_budget_s: stop after the last epoch that ends within this many seconds of the
@@ -104,6 +107,7 @@ class TrainConfig:
     r1_interval: int = 16
     dtype_policy: str = "float32"
     share_forward: bool = True
+    jit_compile: bool = False
     time_budget_s: float | None = None
 
     def to_dict(self) -> dict:

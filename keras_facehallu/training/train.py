@@ -188,6 +188,8 @@ def build_gan(cfg: TrainConfig):
         d_optimizer=keras.optimizers.Adam(cfg.lr_d, beta_1=cfg.beta_1, name="d_adam"),
         loss_config=loss,
         perceptual_net=perceptual_net,
+        **({"jit_compile": True} if cfg.jit_compile and keras.backend.backend() == "tensorflow"
+           else {}),
     )
     return gan
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -14,7 +15,33 @@ def register_model_classes() -> None:
 
 
 class ExportError(RuntimeError):
-    """The model could not be loaded or written in the requested format."""
+    """The model could not be loaded or written in the requested format.
+
+    ``status`` is the export command's exit status for it: 2, or 1 for a written file that fails
+    its parity check.
+    """
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+def run_export(write) -> int:
+    """An export command's ending: ``write()`` (which returns the written path), then
+    ``wrote PATH`` and exit status 0, or ``error: ...`` on stderr and the ExportError's status.
+
+    Example:
+        >>> run_export(lambda: "facehallu.onnx")
+        wrote facehallu.onnx
+        0
+    """
+    try:
+        path = write()
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.status
+    print(f"wrote {path}")
+    return 0
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

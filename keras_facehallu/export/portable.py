@@ -18,7 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_facehallu.export.loading import ExportError, add_model_arguments, load_model
+from keras_facehallu.export.loading import (
+    ExportError,
+    add_model_arguments,
+    load_model,
+    run_export,
+)
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite"}
 
@@ -121,20 +126,18 @@ def main(argv=None, fmt: str | None = None) -> int:
     parser.add_argument("--no-check", action="store_true", help="skip the parity check")
     args = parser.parse_args(argv)
     fmt = fmt or args.format
-    try:
+
+    def write() -> Path:
         model = load_model(args.model, args.config, args.weights, args.preset)
         path = export_portable(model, args.out, fmt)
         if not args.no_check:
             diff = check_parity(model, path, fmt)
             print(f"{fmt}: max abs diff vs Keras {diff:.3g} (tolerance {args.tolerance:g})")
             if diff > args.tolerance:
-                print(f"error: {path} differs from the Keras model by {diff:.3g}", file=sys.stderr)
-                return 1
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0
+                raise ExportError(f"{path} differs from the Keras model by {diff:.3g}", status=1)
+        return path
+
+    return run_export(write)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_facehallu.export.loading import ExportError, add_model_arguments, load_model
+from keras_facehallu.export.loading import (
+    ExportError,
+    add_model_arguments,
+    load_model,
+    run_export,
+)
 from keras_facehallu.preprocessing import from_uint8, to_uint8
 
 SIZE = 128
@@ -243,20 +248,18 @@ def main(argv=None) -> int:
     parser.add_argument("--serving-base", default="/models",
                         help="where --model-dir is mounted in the container (for models.config)")
     args = parser.parse_args(argv)
-    target = args.model_dir / args.name / str(args.version)
-    if args.version is not None and target.exists() and not args.overwrite:
-        print(f"error: {target} already exists: pass --overwrite to replace it, or choose "
-              "another --version", file=sys.stderr)
-        return 2
-    try:
+
+    def write() -> Path:
+        target = args.model_dir / args.name / str(args.version)
+        if args.version is not None and target.exists() and not args.overwrite:
+            # refused before the model is loaded
+            raise ExportError(f"{target} already exists: pass --overwrite to replace it, or "
+                              "choose another --version")
         model = load_model(args.model, args.config, args.weights, args.preset)
-        path = export_savedmodel(model, args.model_dir, args.name, args.version, args.overwrite,
+        return export_savedmodel(model, args.model_dir, args.name, args.version, args.overwrite,
                                  args.max_batch_size, args.serving_base)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0
+
+    return run_export(write)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from keras_facehallu.config_keys import check_keys
 from keras_facehallu.losses.adversarial import ADVERSARIAL_KINDS
 from keras_facehallu.losses.pixel import PIXEL_KINDS
 
@@ -155,12 +156,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> LossConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(
-                f"LossConfig.from_dict: unknown keys {unknown}; expected {sorted(names)}"
-            )
+        check_keys(cls, d, "LossConfig.from_dict")
         return cls(**d)
 
     def to_json(self) -> str:

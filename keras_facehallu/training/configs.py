@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from keras_facehallu.config_keys import check_keys
+
 # Keys renamed since runs were first written: old name -> new name (still read, e.g. from an
 # earlier run's config.json or ``--set loss_preset=l2``).
 OLD_KEYS = {"loss_preset": "loss_ablation"}
@@ -118,13 +120,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = renamed_keys(d)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(
-                f"TrainConfig: unknown keys {unknown}; expected some of {sorted(names)}"
-            )
-        d = dict(d)
+        check_keys(cls, d, "TrainConfig")
         if "snapshots" in d:
             d["snapshots"] = tuple(int(e) for e in d["snapshots"])
         return cls(**d)

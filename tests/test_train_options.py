@@ -22,3 +22,25 @@ def test_shipped_fine_tuning_config_keeps_cpu_small_losses():
     assert ema.ema_decay == 0.998 and ema.init_from == "lfw_cascade_small"
     with pytest.raises(ValueError, match="unknown keys"):
         get_config("tiny", r1=1.0)
+
+
+def test_speed_options_reach_the_gan_and_an_xla_step_trains():
+    """share_forward, network_batch, fm_weight and (TensorFlow) jit_compile from the config."""
+    import keras
+    import numpy as np
+
+    cfg = get_config("tiny", share_forward=False, jit_compile=True,
+                     loss={"no_pc": True, "no_id": True, "network_batch": 1, "fm_weight": 0.5})
+    gan = build_gan(cfg)
+    assert gan.share_forward is False
+    assert (gan.loss_config.network_batch, gan.loss_config.fm_weight) == (1, 0.5)
+    assert build_gan(get_config("tiny")).share_forward is True
+    if keras.backend.backend() == "tensorflow":
+        assert gan.jit_compile is True
+        rng = np.random.default_rng(0)
+        mask = np.zeros((2, 128, 128, 1), "float32")
+        mask[:, 40:90, 40:90] = 1
+        image = rng.uniform(-1, 1, (2, 128, 128, 3)).astype("float32")
+        logs = gan.train_on_batch({"masked_image": image * mask - (1 - mask), "mask": mask},
+                                  image, return_dict=True)
+        assert np.isfinite(logs["g_loss"]) and logs["fm"] > 0

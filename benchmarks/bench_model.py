@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def count_flops(model) -> int:
-    """Forward FLOPs for one image: :func:`keras_facehallu.throughput.forward_flops`."""
-    from keras_facehallu.throughput import forward_flops
+    """Forward FLOPs for one image: :func:`keras_facehallu.training.throughput.forward_flops`."""
+    from keras_facehallu.training.throughput import forward_flops
 
     return forward_flops(model)
 

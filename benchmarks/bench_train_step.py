@@ -40,9 +40,9 @@ def worker(width: float, batch: int, repeats: int) -> dict:
     import keras
     import numpy as np
 
-    from keras_facehallu.gan import HallucinationGAN
     from keras_facehallu.losses import LossConfig
     from keras_facehallu.models.cascade import CascadedHallucinator
+    from keras_facehallu.training.gan import HallucinationGAN
 
     keras.utils.set_random_seed(0)
     gan = HallucinationGAN(CascadedHallucinator(width=width, seed=0), seed=0)

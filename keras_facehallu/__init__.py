@@ -25,7 +25,7 @@ _EXPORTS = {
     "to_uint8": "keras_facehallu.preprocessing",
     # --- losses and GAN training ---
     "LossConfig": "keras_facehallu.losses.config",
-    "HallucinationGAN": "keras_facehallu.gan",
+    "HallucinationGAN": "keras_facehallu.training.gan",
     # --- face pipeline ---
     "prepare_face": "keras_facehallu.face.pipeline",
     "prepare_faces": "keras_facehallu.face.pipeline",

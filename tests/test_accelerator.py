@@ -11,9 +11,9 @@ import pytest
 
 from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.presets import load_preset
-from keras_facehallu.throughput import ThroughputLog, peak_flops, step_flops_per_image
-from keras_facehallu.time_budget import TimeBudget
-from keras_facehallu.weight_parts import (
+from keras_facehallu.training.throughput import ThroughputLog, peak_flops, step_flops_per_image
+from keras_facehallu.training.time_budget import TimeBudget
+from keras_facehallu.training.weight_parts import (
     WeightPartsError,
     parts_to_preset,
     read_weight_parts,
@@ -147,8 +147,8 @@ def test_throughput_log_prints_flops_and_mfu_where_the_peak_is_known(generator):
 
 
 def test_step_flops_follow_the_benchmark_formula():
-    from keras_facehallu.gan import HallucinationGAN
-    from keras_facehallu.throughput import forward_flops
+    from keras_facehallu.training.gan import HallucinationGAN
+    from keras_facehallu.training.throughput import forward_flops
 
     gan = HallucinationGAN(CascadedHallucinator(width=1 / 32, seed=0), seed=0)
     f_g = forward_flops(gan.generator)

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
 from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.preprocessing import faces_to_arrays, to_model_inputs, to_target_images
@@ -23,6 +22,7 @@ from keras_facehallu.presets import (
     load_preset,
     save_to_preset,
 )
+from keras_facehallu.training.gan import HallucinationGAN
 from tests.standins import standin_identity_net, standin_perceptual_net
 
 WIDTH = 1 / 32

@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
 from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.training import checkpoint
@@ -27,6 +26,7 @@ from keras_facehallu.training.checkpoint import (
     sweep_partial_checkpoints,
 )
 from keras_facehallu.training.configs import get_config
+from keras_facehallu.training.gan import HallucinationGAN
 from tests.tiny_data import make_tiny_prepared
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")

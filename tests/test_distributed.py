@@ -25,7 +25,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 from keras_facehallu.models.cascade import CascadedHallucinator
-from keras_facehallu.gan import HallucinationGAN
+from keras_facehallu.training.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
 from tests.standins import standin_identity_net, standin_perceptual_net
 

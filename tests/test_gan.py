@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_facehallu.gan import LOG_NAMES, HallucinationGAN
 from keras_facehallu.losses import LossConfig
 from keras_facehallu.models.cascade import CascadedHallucinator
 from keras_facehallu.models.progan import ProGANHallucinator, ProgressiveGrowing
+from keras_facehallu.training.gan import LOG_NAMES, HallucinationGAN
 from tests.standins import (
     standin_discriminator,
     standin_generator,
@@ -199,9 +199,9 @@ def _linear_discriminator(size, seed):
 
 def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
     if keras.backend.backend() == "jax":
-        from keras_facehallu.train_step_jax import _input_gradient
+        from keras_facehallu.training.train_step_jax import _input_gradient
     else:
-        from keras_facehallu.train_step_tf import _input_gradient
+        from keras_facehallu.training.train_step_tf import _input_gradient
     generator = CascadedHallucinator(width=WIDTH, seed=0)
     discriminators = [_linear_discriminator(s, seed=s) for s in generator.scales]
     gan = HallucinationGAN(generator, discriminators, r1_gamma=3.0)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_facehallu.gan import HallucinationGAN
 from keras_facehallu.losses import LossConfig
 from keras_facehallu.models.cascade import CascadedHallucinator
+from keras_facehallu.training.gan import HallucinationGAN
 
 SIZE = 128
 FACE_RADIUS, HAIR_RADIUS = 24, 40

@@ -173,7 +173,7 @@ def test_config_errors_name_the_field():
 # ------------------------------------------------- ablation switches inside the GAN loss ----
 @pytest.fixture(scope="module")
 def standin_gan():
-    from keras_facehallu.gan import HallucinationGAN
+    from keras_facehallu.training.gan import HallucinationGAN
 
     generator = standin_generator(seed=0)
     discriminators = [standin_discriminator(s, seed=0) for s in generator.scales]

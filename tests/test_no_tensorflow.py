@@ -135,7 +135,7 @@ def test_accelerator_script_end_to_end_without_tensorflow(no_tf_env, packed, tmp
     run = next((tmp_path / "runs").glob("0*"))
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
 
-    from keras_facehallu.weight_parts import parts_to_preset
+    from keras_facehallu.training.weight_parts import parts_to_preset
 
     preset = parts_to_preset(out, tmp_path / "preset")
     ours, theirs = load_preset(preset), load_preset(run / "final")

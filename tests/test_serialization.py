@@ -29,7 +29,7 @@ MODULES = (
     "keras_facehallu.models.pyramid",
     "keras_facehallu.models.cascade",
     "keras_facehallu.models.progan",
-    "keras_facehallu.gan",
+    "keras_facehallu.training.gan",
     "keras_facehallu.nets.backbones",
     "keras_facehallu.nets.dlib_resnet",
     "keras_facehallu.nets.fid_inception",
@@ -38,7 +38,6 @@ MODULES = (
 for _module in MODULES:
     importlib.import_module(_module)
 
-from keras_facehallu.gan import HallucinationGAN  # noqa: E402
 from keras_facehallu.metrics.pieapp import PieAPPNetwork  # noqa: E402
 from keras_facehallu.models.cascade import CascadedHallucinator  # noqa: E402
 from keras_facehallu.models.icnr import ICNR  # noqa: E402
@@ -53,6 +52,7 @@ from keras_facehallu.models.pyramid import MaskedFacePyramid  # noqa: E402
 from keras_facehallu.nets.backbones import CaffePreprocess, PerceptualNetwork  # noqa: E402
 from keras_facehallu.nets.dlib_resnet import CanonicalFaceChip, ZeroPadAdd  # noqa: E402
 from keras_facehallu.nets.fid_inception import FidNormalize, FidResize  # noqa: E402
+from keras_facehallu.training.gan import HallucinationGAN  # noqa: E402
 
 WIDTH = 1 / 32
 

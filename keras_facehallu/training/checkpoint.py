@@ -102,7 +102,7 @@ def save_checkpoint(gan, folder: str | os.PathLike, epoch: int, logs: dict, keep
     """Writes the checkpoint of ``epoch`` (1-based: epochs finished) and prunes older ones.
 
     Args:
-        gan: a :class:`~keras_facehallu.gan.HallucinationGAN`.
+        gan: a :class:`~keras_facehallu.training.gan.HallucinationGAN`.
         folder: the run's ``checkpoints`` folder.
         epoch: number of finished epochs.
         logs: the epoch's logs (floats), stored in ``state.json``.

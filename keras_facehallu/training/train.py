@@ -146,8 +146,8 @@ def build_gan(cfg: TrainConfig):
     """The generator, its discriminators and the compiled :class:`HallucinationGAN` of ``cfg``."""
     import keras
 
-    from keras_facehallu.gan import HallucinationGAN
     from keras_facehallu.losses.config import LossConfig
+    from keras_facehallu.training.gan import HallucinationGAN
 
     if cfg.model == "cascade":
         from keras_facehallu.models.cascade import CascadedHallucinator
@@ -342,9 +342,9 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose,
          data_format: str) -> int:
     import keras
 
-    from keras_facehallu.throughput import ThroughputLog, step_flops_per_image
     from keras_facehallu.training.callbacks import EpochCheckpoint, NonFiniteGuard, SampleGrid
     from keras_facehallu.training.checkpoint import restore_checkpoint, sweep_partial_checkpoints
+    from keras_facehallu.training.throughput import ThroughputLog, step_flops_per_image
     from keras_facehallu.version import __version__
 
     swept = sweep_partial_checkpoints(run_dir / "checkpoints")
@@ -407,7 +407,7 @@ def _run(cfg: TrainConfig, data: Path, run_dir: Path, resume: bool, verbose,
     except (AttributeError, ValueError, TypeError) as error:  # a model the count cannot read
         print(f"no FLOP/s: the step's FLOPs could not be counted ({error})", flush=True)
     if cfg.time_budget_s:
-        from keras_facehallu.time_budget import TimeBudget
+        from keras_facehallu.training.time_budget import TimeBudget
 
         callbacks.insert(1, TimeBudget(cfg.time_budget_s))  # before the checkpoint callback
     if verbose == "auto":

@@ -17,7 +17,7 @@
 #   --runs     where the run folder goes (default /tmp/facehallu-runs)
 #   --assets   folder of asset files (KERAS_FACEHALLU_ASSETS), e.g. the dlib network for L_id
 #
-# Back here: python -m keras_facehallu.weight_parts to-preset OUT_DIR PRESET_DIR
+# Back here: python -m keras_facehallu.training.weight_parts to-preset OUT_DIR PRESET_DIR
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -92,6 +92,6 @@ if [ ! -d "$run/final" ]; then
   echo "run.sh: training ended with exit $status and wrote no final generator ($run)" >&2
   exit $(( status ? status : 1 ))
 fi
-"$python" -m keras_facehallu.weight_parts from-preset "$run/final" "$out"
+"$python" -m keras_facehallu.training.weight_parts from-preset "$run/final" "$out"
 echo "run.sh: done $(date -u +%FT%TZ); $out holds $(ls "$out" | wc -l) files:"
 ls -l "$out"

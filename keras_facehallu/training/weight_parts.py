@@ -13,8 +13,8 @@ An accelerator machine hands back only a few files of limited size, so
 Reading needs numpy only; :func:`parts_to_preset` builds the model and writes a normal preset.
 
 Example:
-    python -m keras_facehallu.weight_parts from-preset runs/00000-x/final out/
-    python -m keras_facehallu.weight_parts to-preset out/ my_preset/
+    python -m keras_facehallu.training.weight_parts from-preset runs/00000-x/final out/
+    python -m keras_facehallu.training.weight_parts to-preset out/ my_preset/
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from keras_facehallu.atomic import atomic_path, write_json
 
 INDEX = "generator.json"
-FORMAT = "keras_facehallu.weight_parts"
+FORMAT = "keras_facehallu.training.weight_parts"
 MAX_PART_BYTES = 16_000_000
 MAX_TOTAL_BYTES = 60_000_000
 
@@ -167,7 +167,7 @@ def parts_to_preset(folder: str | os.PathLike, preset: str | os.PathLike) -> Pat
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m keras_facehallu.weight_parts", description=__doc__.split("\n\n")[0]
+        prog="python -m keras_facehallu.training.weight_parts", description=__doc__.split("\n\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     source = sub.add_parser("from-preset", help="preset folder -> weight parts")

@@ -79,11 +79,11 @@ def _backend_steps():
     """
     backend = keras.backend.backend()
     if backend == "jax":
-        from keras_facehallu import train_step_jax
+        from keras_facehallu.training import train_step_jax
 
         return train_step_jax
     if backend == "tensorflow":
-        from keras_facehallu import train_step_tf
+        from keras_facehallu.training import train_step_tf
 
         return train_step_tf
     raise NotImplementedError(

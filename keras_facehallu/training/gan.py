@@ -433,22 +433,12 @@ class HallucinationGAN(keras.Model):
             if w:
                 loss = generator_adversarial_loss(logits, cfg.adversarial)
                 parts["adv"] = parts["adv"] + g * w * loss
-            w = cfg.weight("pc", s)
-            if w and self.perceptual_net is not None:
-                loss = perceptual_loss(
-                    self.perceptual_net,
-                    self._for_network(target),
-                    self._for_network(pred),
-                )
-                parts["pc"] = parts["pc"] + g * w * loss
-            w = cfg.weight("id", s)
-            if w and self.identity_net is not None:
-                loss = identity_loss(
-                    self.identity_net,
-                    self._for_network(target),
-                    self._for_network(pred),
-                )
-                parts["id"] = parts["id"] + g * w * loss
+            for name, net, network_loss in (("pc", self.perceptual_net, perceptual_loss),
+                                            ("id", self.identity_net, identity_loss)):
+                w = cfg.weight(name, s)
+                if w and net is not None:
+                    loss = network_loss(net, self._for_network(target), self._for_network(pred))
+                    parts[name] = parts[name] + g * w * loss
         g_loss = parts["pixel"] + parts["adv"] + parts["pc"] + parts["id"] + parts["fm"]
         top = self.scales[-1]
         hidden = 1.0 - mask_pyramid(x["mask"], (top,))[0]

@@ -351,16 +351,21 @@ class HallucinationGAN(keras.Model):
             return images
         return ops.image.resize(images, (size, size), interpolation="bilinear")
 
+    def _pyramids(self, x, y, training, outputs=None):
+        """G's outputs (computed unless given), the real image and the condition at every scale."""
+        if outputs is None:
+            outputs = self.generator(x, training=training)
+        targets = image_pyramid(y, self.scales)
+        conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
+        return outputs, targets, conditions
+
     def discriminator_loss(self, x, y, training=True, outputs=None):
         """D's adversarial loss summed over scales, G's outputs held fixed; a scalar.
 
         ``outputs``: the generator's outputs on ``x`` if already computed (else computed here).
         """
         cfg = self.loss_config
-        if outputs is None:
-            outputs = self.generator(x, training=training)
-        targets = image_pyramid(y, self.scales)
-        conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
+        outputs, targets, conditions = self._pyramids(x, y, training, outputs)
         total = ops.convert_to_tensor(0.0)
         for i, (s, g) in enumerate(self.scale_gates().items()):
             w = cfg.weight("adv", s)
@@ -407,10 +412,7 @@ class HallucinationGAN(keras.Model):
             final output over the region outside the face mask, not part of ``g_loss``.
         """
         cfg = self.loss_config
-        if outputs is None:
-            outputs = self.generator(x, training=training)
-        targets = image_pyramid(y, self.scales)
-        conditions = masked_pyramid(x["masked_image"], x["mask"], self.scales)
+        outputs, targets, conditions = self._pyramids(x, y, training, outputs)
         zero = ops.convert_to_tensor(0.0)
         parts = {"pixel": zero, "adv": zero, "pc": zero, "id": zero, "fm": zero}
         for i, (s, g) in enumerate(self.scale_gates().items()):

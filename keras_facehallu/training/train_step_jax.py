@@ -60,8 +60,8 @@ def train_step(gan, state, x, y):
     d_idx = [position[id(v)] for v in gan.discriminator_variables()]
     g_slice, d_slice, iterations = _optimizer_slices(gan)
 
-    def with_values(idx, values, base=None):
-        full = list(trainable if base is None else base)
+    def with_values(idx, values):
+        full = list(trainable)
         for i, value in zip(idx, values, strict=True):
             full[i] = value
         return full
@@ -69,11 +69,9 @@ def train_step(gan, state, x, y):
     g_values = [trainable[i] for i in g_idx]
     outputs = pullback = None
     if gan.share_forward:
-        start = list(trainable)
-
-        def g_forward(g_values):
+        def g_forward(g_values):  # traced here, before the D step replaces `trainable`
             return _run(gan, lambda: gan.generator(x, training=True),
-                        with_values(g_idx, g_values, start), non_trainable)
+                        with_values(g_idx, g_values), non_trainable)
 
         outputs, pullback, non_trainable = jax.vjp(g_forward, g_values, has_aux=True)
 

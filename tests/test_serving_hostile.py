@@ -84,13 +84,30 @@ def server(model_dir):
 
 
 def _proc_status(pid: int) -> dict:
-    """VmHWM / VmRSS (KiB) and Threads of a process, from /proc."""
+    """VmHWM and VmRSS (KiB) of a process, from /proc."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS", "Threads"):
+        if key in ("VmHWM", "VmRSS"):
             fields[key] = int(value.split()[0])
     return fields
+
+
+def _python_threads(pid: int) -> int:
+    """Threads of a process that carry the main thread's name: Python's own threads.
+
+    gRPC's event engine and TensorFlow grow and shrink named native thread pools of their own
+    under load; the connection threads this module bounds are Python threads.
+    """
+    tasks = Path(f"/proc/{pid}/task")
+    main = (tasks / str(pid) / "comm").read_text()
+    count = 0
+    for task in tasks.iterdir():
+        try:
+            count += (task / "comm").read_text() == main
+        except OSError:  # the thread ended while being counted
+            pass
+    return count
 
 
 def _good_inputs(n=1):
@@ -274,7 +291,7 @@ def test_rest_oversized_batch_and_bad_json_are_4xx_before_parsing(server):
 
 def test_rest_idle_slow_and_surplus_connections_are_bounded(server):
     pid = server["proc"].pid
-    threads_before = _proc_status(pid)["Threads"]
+    threads_before = _python_threads(pid)
     # an idle connection is closed after the idle timeout
     with socket.create_connection((HOST, server["rest"]), timeout=10) as idle:
         start = time.monotonic()
@@ -316,7 +333,7 @@ def test_rest_idle_slow_and_surplus_connections_are_bounded(server):
         status, answer = _http(server["rest"], b"GET /v1/models/facehallu HTTP/1.1\r\n\r\n",
                                read_timeout=5)
         assert status == 503, answer[:200]
-        assert _proc_status(pid)["Threads"] <= threads_before + MAX_CONNECTIONS + 2
+        assert _python_threads(pid) <= threads_before + MAX_CONNECTIONS + 2
     finally:
         stop.set()
         keeper.join()
@@ -332,9 +349,9 @@ def test_rest_idle_slow_and_surplus_connections_are_bounded(server):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()  # reset, not a clean close
     deadline = time.monotonic() + REQUEST + 5
-    while _proc_status(pid)["Threads"] > threads_before + 1 and time.monotonic() < deadline:
+    while _python_threads(pid) > threads_before + 1 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _proc_status(pid)["Threads"] <= threads_before + 1
+    assert _python_threads(pid) <= threads_before + 1
     assert "Traceback" not in server["log"].read_text()
 
 

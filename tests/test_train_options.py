@@ -24,6 +24,19 @@ def test_shipped_fine_tuning_config_keeps_cpu_small_losses():
         get_config("tiny", r1=1.0)
 
 
+def test_ab_configs_differ_from_their_base_in_one_loss_option():
+    """The A/B variants of issue 10 change one option each, everything else as cpu_ab_base."""
+    import dataclasses
+
+    base = get_config("cpu_ab_base")
+    assert base.init_from == "lfw_cascade_small" and base.ema_decay is None
+    assert base.time_budget_s and base.jit_compile
+    for name, option, value in (("cpu_ab_fm", "fm_weight", 1.0),
+                                ("cpu_ab_network_batch", "network_batch", 4)):
+        variant = get_config(name)
+        assert dataclasses.replace(variant, name=base.name, loss=base.loss) == base
+        assert variant.loss == {**base.loss, option: value}
+
 def test_speed_options_reach_the_gan_and_an_xla_step_trains():
     """share_forward, network_batch, fm_weight and (TensorFlow) jit_compile from the config."""
     import keras

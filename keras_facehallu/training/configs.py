@@ -184,6 +184,31 @@ CONFIGS["cpu_ema"] = {
 }
 
 
+# A/B runs at equal CPU time (issue 10): each fine-tunes the packaged model from the same start
+# with cpu_ema's losses and learning rates (no moving average) for the same wall-clock budget;
+# run side by side, one TensorFlow thread each, they get the same share of the CPU. The
+# variants differ from cpu_ab_base in one option each; compare their final/ generators on the
+# validation split.
+CONFIGS["cpu_ab_base"] = {
+    **CONFIGS["cpu_ema"],
+    "ema_decay": None,
+    "epochs": 1000,  # the time budget ends the run
+    "steps_per_epoch": 100,
+    "validation_steps": 5,
+    "jit_compile": True,
+    "time_budget_s": 3300.0,
+    "snapshots": (),
+}
+CONFIGS["cpu_ab_fm"] = {
+    **CONFIGS["cpu_ab_base"],
+    "loss": {**CONFIGS["cpu_ab_base"]["loss"], "fm_weight": 1.0},
+}
+CONFIGS["cpu_ab_network_batch"] = {
+    **CONFIGS["cpu_ab_base"],
+    "loss": {**CONFIGS["cpu_ab_base"]["loss"], "network_batch": 4},
+}
+
+
 def list_configs() -> tuple[str, ...]:
     """The names of all training configs."""
     return tuple(CONFIGS)

@@ -196,7 +196,7 @@ CONFIGS["cpu_ab_base"] = {
     "steps_per_epoch": 100,
     "validation_steps": 5,
     "jit_compile": True,
-    "time_budget_s": 3300.0,
+    "time_budget_s": 4200.0,
     "snapshots": (),
 }
 CONFIGS["cpu_ab_fm"] = {

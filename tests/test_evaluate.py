@@ -166,3 +166,16 @@ def test_evaluate_checks_before_long_work_and_keeps_what_it_finished(prepared, t
     assert [r["method"] for r in payload["results"]] == ["tiny"]
     with pytest.raises(SystemExit, match="at least one --model"):
         evaluate.main(["--data", str(prepared), "--no-baselines", "--out", str(out)])
+
+
+def test_bootstrap_table_rows_have_the_header_s_cells_with_and_without_baselines():
+    runs = {"model": np.array([1.0, 2.0, 3.0]), "OpenCV Telea": np.array([2.0, 2.0, 2.0])}
+    rows = [{"method": "model", "kind": "model"}, {"method": "OpenCV Telea", "kind": "baseline"}]
+    tables = {}
+    for kept in (("model", "OpenCV Telea"), ("model",)):  # the second: --no-baselines
+        summary = evaluate.summarise_bootstrap({k: runs[k] for k in kept}, rows)
+        table = [line for line in evaluate.bootstrap_lines(summary) if line.startswith("|")]
+        assert len({line.count("|") for line in table}) == 1, table
+        tables[kept] = table
+    assert "| model | 1.10 | 2.00 | 2.90 | 33 % |" in tables[("model", "OpenCV Telea")]
+    assert "| model | 1.10 | 2.00 | 2.90 |" in tables[("model",)]

@@ -159,7 +159,8 @@ def bootstrap_lines(summary: dict) -> list[str]:
     for name, (p5, p50, p95) in summary["percentiles"].items():
         wins = summary["wins"].get(name)
         cells = [f"{100 * wins[b]:.0f} %" if wins else "—" for b in baselines]
-        lines.append(f"| {name} | {p5:.2f} | {p50:.2f} | {p95:.2f} | " + " | ".join(cells) + " |")
+        cells = [name, f"{p5:.2f}", f"{p50:.2f}", f"{p95:.2f}", *cells]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

@@ -158,8 +158,8 @@ def bootstrap_lines(summary: dict) -> list[str]:
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, (p5, p50, p95) in summary["percentiles"].items():
         wins = summary["wins"].get(name)
-        cells = [f"{100 * wins[b]:.0f} %" if wins else "—" for b in baselines]
-        cells = [name, f"{p5:.2f}", f"{p50:.2f}", f"{p95:.2f}", *cells]
+        shares = [f"{100 * wins[b]:.0f} %" if wins else "—" for b in baselines]
+        cells = [name, f"{p5:.2f}", f"{p50:.2f}", f"{p95:.2f}", *shares]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
